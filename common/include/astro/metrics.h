@@ -48,4 +48,33 @@ void astro_histogram_observe(struct astro_histogram *h, double v);
  * frees) and stores its length in *len when len is not NULL; NULL on allocation failure. */
 char *astro_metrics_render(struct astro_metrics *m, size_t *len);
 
+/* Label text given at registration is checked (name="value" pairs, comma separated, only the
+ * \\ \" \n escapes); malformed text makes the registration return NULL. Build it with: */
+/* Writes Prometheus label text for name/value pairs into buf, e.g.
+ * astro_metrics_labels(buf, sizeof(buf), "table", "mono_events", "op", "copy", (char *)NULL)
+ * gives `table="mono_events",op="copy"`. Values are escaped (\\ \" \n), names are validated
+ * ([a-zA-Z_][a-zA-Z0-9_]*). Returns ASTRO_OK, or ASTRO_ERR for a bad name or a buf too small. */
+int astro_metrics_labels(char *buf, size_t size, ...) ASTRO_MUST_CHECK
+    __attribute__((sentinel));
+
+/* True when name is a valid metric name: [a-zA-Z_:][a-zA-Z0-9_:]*. */
+int astro_metrics_name_valid(const char *name);
+
+/* Upper bounds for latency histograms in seconds, 0.0005 .. 10 (static storage; *n gets the
+ * count). */
+const double *astro_metrics_default_buckets_seconds(size_t *n);
+
+/* Registers fn(arg) to run under the registry lock at the start of every render, before any
+ * value is read: the place to refresh gauges that are sampled rather than updated (queue
+ * depths, memory). fn must not call back into the registry except to update series.
+ * Returns ASTRO_OK or ASTRO_ERR on allocation failure. */
+int astro_metrics_on_render(struct astro_metrics *m, void (*fn)(void *arg), void *arg)
+    ASTRO_MUST_CHECK;
+
+/* Registers the standard process metrics of a daemon: astro_build_info{service,version} 1,
+ * process_start_time_seconds and process_resident_memory_bytes (read from /proc/self/statm on
+ * each render). service and version are copied. Returns ASTRO_OK or ASTRO_ERR. */
+int astro_metrics_register_process(struct astro_metrics *m, const char *service,
+                                   const char *version) ASTRO_MUST_CHECK;
+
 #endif

@@ -1,0 +1,60 @@
+/* Command-line parsing and dispatch for astro-admin. */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+
+void
+adm_usage(FILE *f)
+{
+    fputs("usage: astro-admin <command>\n"
+          "\n"
+          "commands:\n"
+          "  migrate   apply pending schema migrations (idempotent; serialised by an advisory\n"
+          "            lock, each migration in its own transaction)\n"
+          "  status    list applied and pending migrations\n"
+          "  help      show this text (also --help, -h)\n"
+          "\n"
+          "environment:\n"
+          "  ASTRO_DATABASE_URL   PostgreSQL URL or conninfo, e.g.\n"
+          "                       postgresql://astro@db:5432/astro (required)\n",
+          f);
+}
+
+static const char *
+database_url(FILE *errout)
+{
+    const char *url = getenv("ASTRO_DATABASE_URL");
+    if (url == NULL || url[0] == '\0') {
+        fputs("astro-admin: ASTRO_DATABASE_URL is not set "
+              "(e.g. postgresql://astro@127.0.0.1:5432/astro)\n", errout);
+        return NULL;
+    }
+    return url;
+}
+
+int
+adm_main(int argc, char **argv, FILE *out, FILE *errout)
+{
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+                      strcmp(argv[1], "help") == 0)) {
+        adm_usage(out);
+        return ADM_EXIT_OK;
+    }
+    bool known = argc == 2 && (strcmp(argv[1], "migrate") == 0 ||
+                               strcmp(argv[1], "status") == 0);
+    if (!known) {
+        if (argc >= 2)
+            fprintf(errout, "astro-admin: unknown command or arguments: %s%s\n", argv[1],
+                    argc > 2 ? " ..." : "");
+        adm_usage(errout);
+        return ADM_EXIT_USAGE;
+    }
+    const char *url = database_url(errout);
+    if (url == NULL)
+        return ADM_EXIT_USAGE;
+    if (strcmp(argv[1], "migrate") == 0)
+        return adm_migrate(url, adm_migrations, adm_migrations_count, out, errout);
+    return adm_status(url, adm_migrations, adm_migrations_count, out, errout);
+}
