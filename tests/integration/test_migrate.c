@@ -493,7 +493,7 @@ START_TEST(test_harness_leaves_nothing_behind)
     waitpid(child, NULL, 0);
     ck_assert_msg(process_gone(msg.pid), "redis-server %d outlived its SIGKILLed parent",
                   (int)msg.pid);
-    ck_assert(!path_gone(msg.dir));
+    /* Any harness user may sweep it from here on (each sweeps dirs of dead owners). */
     harness_sweep_stale();
     ck_assert_msg(path_gone(msg.dir), "stale dir %s not swept", msg.dir);
 }
