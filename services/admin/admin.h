@@ -32,6 +32,9 @@ int adm_status(const char *url, const struct adm_migration *list, size_t n, FILE
  * Returns a connection (free with astro_pg_free()) or NULL. */
 struct astro_pg *adm_connect(const char *url, FILE *errout);
 
+/* `keys create|list|revoke` against ASTRO_REDIS_URL (keys.c). */
+int adm_keys(int argc, char **argv, FILE *out, FILE *errout);
+
 /* Prints the usage text. */
 void adm_usage(FILE *f);
 

@@ -14,6 +14,8 @@ adm_usage(FILE *f)
           "  migrate   apply pending schema migrations (idempotent; serialised by an advisory\n"
           "            lock, each migration in its own transaction)\n"
           "  status    list applied and pending migrations\n"
+          "  keys      API keys: keys create --name N --scopes ingest,read,admin | keys list |\n"
+          "            keys revoke <name|fingerprint>   (needs ASTRO_REDIS_URL)\n"
           "  help      show this text (also --help, -h)\n"
           "\n"
           "environment:\n"
@@ -42,6 +44,8 @@ adm_main(int argc, char **argv, FILE *out, FILE *errout)
         adm_usage(out);
         return ADM_EXIT_OK;
     }
+    if (argc >= 2 && strcmp(argv[1], "keys") == 0)
+        return adm_keys(argc, argv, out, errout);
     bool known = argc == 2 && (strcmp(argv[1], "migrate") == 0 ||
                                strcmp(argv[1], "status") == 0);
     if (!known) {
