@@ -400,7 +400,16 @@ set_close(struct astro_ws_conn *ws, uint16_t code, const char *reason)
 {
     ws->closing = true;
     ws->close_code = code;
-    snprintf(ws->close_reason, sizeof(ws->close_reason), "%s", reason != NULL ? reason : "");
+    size_t n = reason != NULL ? strlen(reason) : 0;
+    if (n >= sizeof(ws->close_reason)) {
+        /* A close reason must stay valid UTF-8 (RFC 6455 7.4): cut before a split character. */
+        n = sizeof(ws->close_reason) - 1;
+        while (n > 0 && ((unsigned char)reason[n] & 0xC0) == 0x80)
+            n--;
+    }
+    if (n > 0)
+        memcpy(ws->close_reason, reason, n);
+    ws->close_reason[n] = '\0';
 }
 
 /* Fails the connection (RFC 6455 7.1.7): queued data is dropped, the close frame goes out and
