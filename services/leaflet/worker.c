@@ -1,0 +1,195 @@
+/* The worker thread: lease ticks, one XREADGROUP over every owned partition, a batch per
+ * partition, idle markers; on stop it finishes the batch in hand (already committed when the
+ * loop checks the flag), releases its leases and leaves the membership. Redis failures drop the
+ * owned partitions' state; it is rebuilt from Redis once the connection is back. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "astro/log.h"
+#include "astro/partition.h"
+#include "astro/time.h"
+#include "leaflet.h"
+
+static void
+nap(int64_t ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static void
+reload_rules(struct cep_ctx *ctx)
+{
+    struct cep_ruleset rs;
+    char err[512];
+    atomic_store(&ctx->reload, false);
+    if (cep_rules_load(ctx->cfg->rules_file, &rs, err, sizeof(err)) != ASTRO_OK) {
+        astro_log_error("rules reload refused, keeping %zu rules: %s", ctx->rules.n, err);
+        return;
+    }
+    /* the state of the old rules is meaningless for the new ones: rebuild it from the streams */
+    for (uint32_t p = 0; p < ctx->nparts; p++)
+        cep_part_drop(&ctx->parts[p]);
+    cep_ruleset_free(&ctx->rules);
+    ctx->rules = rs;
+    if (cep_metrics_rules(ctx) != ASTRO_OK)
+        astro_log_error("rules reload: cannot register the per-rule metrics");
+    astro_counter_inc(ctx->met.reloads);
+    astro_log_info("rules reloaded: %zu rules from %s", rs.n, ctx->cfg->rules_file);
+    ctx->next_tick_ms = 0;
+}
+
+static struct cep_partition *
+part_of(struct cep_ctx *ctx, const char *key)
+{
+    for (uint32_t p = 0; p < ctx->nparts; p++)
+        if (ctx->parts[p].owned && strcmp(ctx->parts[p].mono, key) == 0)
+            return &ctx->parts[p];
+    return NULL;
+}
+
+/* Matches every partition's batch of the reply, then sends all the commits in one pipeline and
+ * reads their replies (one round trip for all partitions). */
+static void
+commit_all(struct cep_ctx *ctx, const redisReply *rep)
+{
+    struct cep_partition *sent[ASTRO_PARTITIONS_MAX];
+    size_t n = 0;
+    redisContext *c = ctx->r->c;
+    for (size_t i = 0; i < rep->elements && n < ASTRO_PARTITIONS_MAX; i++) {
+        const redisReply *s = rep->element[i];
+        struct cep_partition *pp = part_of(ctx, s->element[0]->str);
+        if (pp == NULL || cep_part_prepare(pp, s->element[1]) != ASTRO_OK)
+            continue;
+        if (c == NULL || cep_part_send(pp, c) != ASTRO_OK) {
+            cep_part_drop(pp);
+            continue;
+        }
+        sent[n++] = pp;
+    }
+    astro_gauge_set(ctx->met.pending, (double)n);
+    bool io = false;
+    for (size_t i = 0; i < n; i++)
+        if (io || cep_part_finish(sent[i], c) != ASTRO_OK)
+            io = io || c->err != 0;
+    if (io) {
+        /* unknown which scripts ran: drop everything, rebuild from Redis on the next tick */
+        astro_log_warn("commit pipeline failed: %s", c->errstr);
+        for (uint32_t p = 0; p < ctx->nparts; p++)
+            cep_part_drop(&ctx->parts[p]);
+        redisFree(ctx->r->c);
+        ctx->r->c = NULL;
+    }
+    if (io || n < rep->elements)
+        ctx->next_tick_ms = 0; /* re-take dropped partitions (rebuild) on the next tick */
+    astro_gauge_set(ctx->met.pending, 0);
+}
+
+/* One XREADGROUP over the owned partitions and a batch for each that returned entries. */
+static void
+read_once(struct cep_ctx *ctx)
+{
+    char count[24], block[24], err[256];
+    int argc = 0, n = 0;
+    snprintf(count, sizeof(count), "%" PRId64, ctx->cfg->batch);
+    snprintf(block, sizeof(block), "%" PRId64, ctx->cfg->block_ms);
+    const char *head[] = {"XREADGROUP", "GROUP", CEP_GROUP, ctx->instance, "COUNT", count,
+                          "BLOCK", block, "STREAMS"};
+    const char **argv = malloc((ASTRO_ARRAY_LEN(head) + 2 * (size_t)ctx->nparts) * sizeof(*argv));
+    if (argv == NULL)
+        return;
+    for (size_t i = 0; i < ASTRO_ARRAY_LEN(head); i++)
+        argv[argc++] = head[i];
+    for (uint32_t p = 0; p < ctx->nparts; p++)
+        if (ctx->parts[p].owned)
+            argv[argc + n++] = ctx->parts[p].mono;
+    for (int i = 0; i < n; i++)
+        argv[argc + n + i] = ">";
+    argc += 2 * n;
+    redisReply *rep = n ? astro_redis_command(ctx->r, argc, argv, NULL, err, sizeof(err)) : NULL;
+    free(argv);
+    if (n == 0) {
+        nap(ctx->cfg->block_ms);
+        return;
+    }
+    if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+        astro_log_warn("XREADGROUP: %s", rep ? rep->str : err);
+        astro_counter_inc(ctx->met.redis_errors);
+        for (uint32_t p = 0; p < ctx->nparts; p++)
+            cep_part_drop(&ctx->parts[p]);
+        ctx->next_tick_ms = cep_mono_ms() + 200;
+        freeReplyObject(rep);
+        return;
+    }
+    if (rep->type == REDIS_REPLY_ARRAY)
+        commit_all(ctx, rep);
+    freeReplyObject(rep);
+}
+
+static void
+update_gauges(struct cep_ctx *ctx, int64_t now_ms)
+{
+    int64_t oldest = INT64_MAX;
+    size_t held = 0;
+    for (uint32_t p = 0; p < ctx->nparts; p++) {
+        struct cep_partition *pp = &ctx->parts[p];
+        if (!pp->owned)
+            continue;
+        struct cep_matcher_stats st;
+        cep_matcher_stats(pp->m, &st);
+        held += st.held;
+        int64_t wm = cep_matcher_watermark(pp->m);
+        if (wm != INT64_MIN && wm < oldest)
+            oldest = wm;
+        cep_part_idle(pp, now_ms);
+    }
+    astro_gauge_set(ctx->met.held, (double)held);
+    astro_gauge_set(ctx->met.wm_lag,
+                    oldest == INT64_MAX ? 0 : (double)(astro_now_us() - oldest) / 1e6);
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct cep_ctx *ctx = arg;
+    while (!atomic_load(&ctx->stop)) {
+        int64_t now = cep_mono_ms();
+        if (atomic_load(&ctx->reload))
+            reload_rules(ctx);
+        if (now >= ctx->next_tick_ms) {
+            cep_lease_tick(ctx);
+            ctx->next_tick_ms = now + ctx->cfg->lease_ms / 3;
+            if (!atomic_load(&ctx->redis_ok))
+                ctx->next_tick_ms = now + 200;
+        }
+        read_once(ctx);
+        update_gauges(ctx, cep_mono_ms());
+    }
+    cep_lease_release_all(ctx);
+    astro_gauge_set(ctx->met.owned, 0);
+    astro_log_info("worker stopped: batches committed, leases released");
+    atomic_store(&ctx->done, true);
+    return NULL;
+}
+
+int
+cep_worker_start(struct cep_ctx *ctx)
+{
+    if (pthread_create(&ctx->thread, NULL, worker_main, ctx) != 0)
+        return ASTRO_ERR;
+    ctx->thread_started = true;
+    return ASTRO_OK;
+}
+
+void
+cep_worker_join(struct cep_ctx *ctx)
+{
+    if (!ctx->thread_started)
+        return;
+    atomic_store(&ctx->stop, true);
+    pthread_join(ctx->thread, NULL);
+    ctx->thread_started = false;
+}

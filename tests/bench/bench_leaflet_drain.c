@@ -1,0 +1,212 @@
+/* Draining a backlog: BENCH_EVENTS (default 1,000,000) events over P partitions in a private
+ * redis-server, drained by one astro-leaflet worker with the default rules, against a bare
+ * reader in the same run (XREADGROUP COUNT 500 over all partitions + one XACK per partition
+ * per round, nothing else). Prints events/s of both and the ratio, medians of BENCH_RUNS (3).
+ *
+ * usage: bench_leaflet_drain ASTRO_LEAFLET_BIN RULES_FILE */
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "astro/partition.h"
+#include "bench_util.h"
+#include "servers.h"
+
+#define P 16
+
+static redisContext *rc;
+static char streams[P][32];
+
+static void
+must(redisReply *r)
+{
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "redis: %s\n", r ? r->str : rc->errstr);
+        exit(1);
+    }
+    freeReplyObject(r);
+}
+
+static void
+load(long n)
+{
+    static const char *types[] = {"A", "B", "C", "D"};
+    unsigned seed = 3;
+    long long ts = 1700000000000000LL;
+    for (long i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        char key[16], id[24], tsb[24], val[8];
+        snprintf(key, sizeof(key), "user_%u", (seed >> 8) % 10000);
+        snprintf(id, sizeof(id), "b-%ld", i);
+        ts += 50 + (seed % 7) * 10;
+        snprintf(tsb, sizeof(tsb), "%lld", ts);
+        snprintf(val, sizeof(val), "%u", seed % 100);
+        uint32_t p = astro_partition_of(key, strlen(key), P);
+        redisAppendCommand(rc, "XADD %s * id %s ts %s src axon_1 key %s type %s val %s",
+                           streams[p], id, tsb, key, types[(seed >> 4) % 4], val);
+        if (i % 1000 == 999 || i == n - 1)
+            for (long k = i - i % 1000; k <= i; k++) {
+                redisReply *r;
+                if (redisGetReply(rc, (void **)&r) != REDIS_OK)
+                    exit(1);
+                freeReplyObject(r);
+            }
+    }
+}
+
+/* The bare reader with a fresh group; returns events/s. */
+static double
+bare(int run, long n)
+{
+    char group[32];
+    snprintf(group, sizeof(group), "bare%d", run);
+    for (int p = 0; p < P; p++)
+        must(redisCommand(rc, "XGROUP CREATE %s %s 0", streams[p], group));
+    const char *argv[7 + 2 * P] = {"XREADGROUP", "GROUP", group, "c", "COUNT", "500"};
+    int argc = 6;
+    argv[argc++] = "STREAMS";
+    for (int p = 0; p < P; p++)
+        argv[argc++] = streams[p];
+    for (int p = 0; p < P; p++)
+        argv[argc++] = ">";
+    long got = 0;
+    double t0 = bench_now_s();
+    for (;;) {
+        redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
+        if (r == NULL)
+            exit(1);
+        if (r->type != REDIS_REPLY_ARRAY) {
+            freeReplyObject(r);
+            break;
+        }
+        for (size_t s = 0; s < r->elements; s++) {
+            const redisReply *e = r->element[s]->element[1];
+            const char **ack = malloc((3 + e->elements) * sizeof(*ack));
+            ack[0] = "XACK";
+            ack[1] = r->element[s]->element[0]->str;
+            ack[2] = group;
+            for (size_t i = 0; i < e->elements; i++)
+                ack[3 + i] = e->element[i]->element[0]->str;
+            must(redisCommandArgv(rc, (int)(3 + e->elements), ack, NULL));
+            free(ack);
+            got += (long)e->elements;
+        }
+        freeReplyObject(r);
+    }
+    double dt = bench_now_s() - t0;
+    if (got != n)
+        fprintf(stderr, "bare reader: read %ld of %ld\n", got, n);
+    return (double)n / dt;
+}
+
+static bool
+leaflet_done(void)
+{
+    for (int p = 0; p < P; p++) {
+        redisReply *r = redisCommand(rc, "XPENDING %s leaflet", streams[p]);
+        bool pending = !r || r->type != REDIS_REPLY_ARRAY || r->element[0]->integer != 0;
+        freeReplyObject(r);
+        r = redisCommand(rc, "XINFO GROUPS %s", streams[p]);
+        bool lag = true;
+        for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
+            const redisReply *gr = r->element[g];
+            if (strcmp(gr->element[1]->str, "leaflet") != 0)
+                continue;
+            for (size_t k = 0; k + 1 < gr->elements; k += 2)
+                if (strcmp(gr->element[k]->str, "lag") == 0)
+                    lag = gr->element[k + 1]->type != REDIS_REPLY_INTEGER ||
+                          gr->element[k + 1]->integer != 0;
+        }
+        freeReplyObject(r);
+        if (pending || lag)
+            return false;
+    }
+    return true;
+}
+
+static double
+leaflet(const char *bin, const char *rules, const char *url, long n)
+{
+    must(redisCommand(rc, "DEL astro:late astro:leaflet:workers"));
+    for (int p = 0; p < P; p++) {
+        freeReplyObject(redisCommand(rc, "XGROUP DESTROY %s leaflet", streams[p]));
+        must(redisCommand(rc, "DEL astro:multi:{%d} astro:leaflet:ckpt:{%d} astro:rebuild:{%d} "
+                              "astro:lease:{%d}", p, p, p, p));
+    }
+    double t0 = bench_now_s();
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("ASTRO_REDIS_URL", url, 1);
+        setenv("ASTRO_PARTITIONS", "16", 1);
+        setenv("ASTRO_RULES_FILE", rules, 1);
+        setenv("ASTRO_HTTP_PORT", "0", 1);
+        setenv("ASTRO_HTTP_BIND", "127.0.0.1", 1);
+        setenv("ASTRO_HTTP_THREADS", "1", 1);
+        setenv("ASTRO_INSTANCE", "bench", 1);
+        setenv("ASTRO_LEAFLET_IDLE", "1h", 1);
+        setenv("ASTRO_LOG_LEVEL", "warn", 1);
+        execl(bin, "astro-leaflet", (char *)NULL);
+        _exit(127);
+    }
+    while (!leaflet_done()) {
+        usleep(20000);
+        if (bench_now_s() - t0 > 600) {
+            fprintf(stderr, "leaflet did not drain within 600 s\n");
+            break;
+        }
+    }
+    double dt = bench_now_s() - t0;
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    return (double)n / dt;
+}
+
+static int
+cmpd(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s ASTRO_LEAFLET_BIN RULES_FILE\n", argv[0]);
+        return 2;
+    }
+    long n = getenv("BENCH_EVENTS") ? atol(getenv("BENCH_EVENTS")) : 1000000;
+    int runs = getenv("BENCH_RUNS") ? atoi(getenv("BENCH_RUNS")) : 3;
+    if (n < 1 || runs < 1 || runs > 20)
+        return 2;
+    struct harness_server *srv = harness_redis_start(NULL);
+    if (srv == NULL)
+        return 1;
+    rc = redisConnect("127.0.0.1", harness_server_port(srv));
+    for (int p = 0; p < P; p++)
+        (void)!astro_stream_key(streams[p], sizeof(streams[p]), "mono", (uint32_t)p);
+    double t0 = bench_now_s();
+    load(n);
+    fprintf(stderr, "loaded %ld events over %d partitions in %.1f s\n", n, P, bench_now_s() - t0);
+    double b[20], l[20];
+    for (int r = 0; r < runs; r++) {
+        b[r] = bare(r, n);
+        l[r] = leaflet(argv[1], argv[2], harness_server_url(srv), n);
+        fprintf(stderr, "run %d: bare %.0f events/s, leaflet %.0f events/s\n", r, b[r], l[r]);
+    }
+    qsort(b, (size_t)runs, sizeof(double), cmpd);
+    qsort(l, (size_t)runs, sizeof(double), cmpd);
+    printf("drain: %ld events, %d partitions, %d runs (median)\n", n, P, runs);
+    printf("  bare XREADGROUP COUNT 500 + XACK: %.0f events/s\n", b[runs / 2]);
+    printf("  astro-leaflet, default rules:      %.0f events/s  (ratio %.2f)\n", l[runs / 2],
+           l[runs / 2] / b[runs / 2]);
+    redisFree(rc);
+    harness_server_free(srv);
+    return 0;
+}

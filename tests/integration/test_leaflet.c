@@ -1,0 +1,550 @@
+/* astro-leaflet, the real binary against a private redis-server: the determinism the issue asks
+ * for. One input log (preloaded into astro:mono:{p} with fixed stream ids) is processed
+ *   1. by one uninterrupted worker (the reference),
+ *   2. with a different batch size,
+ *   3. by workers SIGKILLed at random points and restarted (some under a new name, so their
+ *      leases must expire and the new owner claims the dead one's pending entries),
+ *   4. with 1 -> 3 -> 2 workers rebalancing,
+ * and every run must give the identical multi events (ids and lineage) and late events, with
+ * nothing left pending. Also: SIGTERM drains and exits 0, a bad rules file exits 2. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "astro/partition.h"
+#include "servers.h"
+
+#define NPART 4
+#define NEVENTS 40000
+#define MAXW 4
+
+static const char *RULES =
+    "rule type_A_and_B_within_window\n  all A, B\n  within 2s\n"
+    "rule type_A_B_C_convergence\n  all A, B, C\n  within 2s\n"
+    "rule a_then_d\n  seq A, D from axon_2\n  within 1s\n  value last\n"
+    "rule no_b_after_c\n  absence C without B\n  within 1s\n  confidence 0.5\n"
+    "rule three_d\n  count 3 D\n  within 2s\n  reuse\n  value sum\n";
+
+static struct harness_server *srv;
+static redisContext *rc;
+static bool passed;
+static char dir[256], rules_path[300];
+static pid_t workers[MAXW];
+static char names[MAXW][32];
+
+static void
+msleep(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static void
+dump_logs(void)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd),
+             "grep -h -A12 'ERROR: AddressSanitizer\\|runtime error' %s/*.log >&2; "
+             "tail -n 20 %s/*.log >&2", dir, dir);
+    (void)!system(cmd);
+}
+
+static redisReply *
+cmdv(int argc, const char **argv)
+{
+    redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
+    ck_assert_msg(r != NULL, "redis: %s", rc->errstr);
+    return r;
+}
+
+static long long
+cmd_int(const char *fmt, const char *arg)
+{
+    redisReply *r = redisCommand(rc, fmt, arg);
+    ck_assert_ptr_nonnull(r);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+/* The input log: NEVENTS events over 30 keys, mostly in order, some out of order within the
+ * 500 ms lateness, some beyond it (late), a few duplicate deliveries. */
+static void
+load_log(void)
+{
+    unsigned seed = 42;
+    long long ts = 1700000000000000LL;
+    redisReply *r = redisCommand(rc, "FLUSHALL");
+    freeReplyObject(r);
+    for (int i = 0; i < NEVENTS; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned x = seed >> 8;
+        ts += (long long)(x % 120) * 1000;
+        long long jitter = x % 50 == 0 ? 900000 : (long long)((x >> 7) % 300) * 1000;
+        int idn = (x % 97 == 0 && i > 10) ? i - 3 : i;
+        char key[16], id[24], sid[32], tsb[32], val[16];
+        snprintf(key, sizeof(key), "k%u", (x >> 3) % 30);
+        snprintf(id, sizeof(id), "ev-%d", idn);
+        snprintf(sid, sizeof(sid), "%d-1", i + 1);
+        snprintf(tsb, sizeof(tsb), "%lld", ts - jitter);
+        snprintf(val, sizeof(val), "%u", x % 17);
+        static const char *types[] = {"A", "B", "C", "D"};
+        char stream[32];
+        uint32_t p = astro_partition_of(key, strlen(key), NPART);
+        ck_assert_int_eq(astro_stream_key(stream, sizeof(stream), "mono", p), 0);
+        const char *argv[] = {"XADD", stream, sid, "id", id, "ts", tsb, "src",
+                              (x >> 11) % 2 ? "axon_1" : "axon_2", "key", key, "type",
+                              types[(x >> 5) % 4], "val", val};
+        freeReplyObject(cmdv(15, argv));
+    }
+}
+
+static pid_t
+spawn(int slot, const char *name, int batch)
+{
+    char url[128], b[16], log[320];
+    snprintf(url, sizeof(url), "%s", harness_server_url(srv));
+    snprintf(b, sizeof(b), "%d", batch);
+    snprintf(log, sizeof(log), "%s/%s.log", dir, name);
+    snprintf(names[slot], sizeof(names[slot]), "%s", name);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 2);
+        dup2(fd, 1);
+        setenv("ASTRO_REDIS_URL", url, 1);
+        setenv("ASTRO_PARTITIONS", "4", 1);
+        setenv("ASTRO_RULES_FILE", rules_path, 1);
+        setenv("ASTRO_HTTP_PORT", "0", 1);
+        setenv("ASTRO_HTTP_BIND", "127.0.0.1", 1);
+        setenv("ASTRO_HTTP_THREADS", "1", 1);
+        setenv("ASTRO_INSTANCE", name, 1);
+        setenv("ASTRO_LEAFLET_LATENESS", "500ms", 1);
+        setenv("ASTRO_LEAFLET_IDLE", "300ms", 1);
+        setenv("ASTRO_LEAFLET_LEASE", "1s", 1);
+        setenv("ASTRO_LEAFLET_BATCH", b, 1);
+        setenv("ASTRO_LOG_LEVEL", "info", 1);
+        execl(getenv("ASTRO_LEAFLET_BIN"), "astro-leaflet", (char *)NULL);
+        _exit(127);
+    }
+    workers[slot] = pid;
+    return pid;
+}
+
+/* Sends sig and waits (bounded) for the exit; returns the exit status (or -signal). */
+static int
+stop_worker(int slot, int sig)
+{
+    if (workers[slot] <= 0)
+        return 0;
+    int st = 0;
+    kill(workers[slot], sig);
+    for (int i = 0; i < 200; i++) {
+        if (waitpid(workers[slot], &st, WNOHANG) == workers[slot]) {
+            workers[slot] = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+        }
+        msleep(50);
+    }
+    kill(workers[slot], SIGKILL);
+    waitpid(workers[slot], &st, 0);
+    workers[slot] = 0;
+    ck_abort_msg("worker %s did not exit within 10 s of signal %d", names[slot], sig);
+    return -1;
+}
+
+static void
+kill_all(void)
+{
+    for (int i = 0; i < MAXW; i++)
+        if (workers[i] > 0) {
+            kill(workers[i], SIGKILL);
+            waitpid(workers[i], NULL, 0);
+            workers[i] = 0;
+        }
+}
+
+/* Sum over partitions of pending entries plus undelivered ones, and the total stream length. */
+static long long
+backlog(long long *total_len)
+{
+    long long left = 0;
+    *total_len = 0;
+    for (uint32_t p = 0; p < NPART; p++) {
+        char mono[32], multi[32];
+        (void)!astro_stream_key(mono, sizeof(mono), "mono", p);
+        (void)!astro_stream_key(multi, sizeof(multi), "multi", p);
+        *total_len += cmd_int("XLEN %s", mono) + cmd_int("XLEN %s", multi);
+        redisReply *g = redisCommand(rc, "XINFO GROUPS %s", mono);
+        redisReply *s = redisCommand(rc, "XINFO STREAM %s", mono);
+        const char *delivered = NULL, *generated = NULL;
+        long long pending = 1;
+        for (size_t i = 0; g && g->type == REDIS_REPLY_ARRAY && i < g->elements; i++) {
+            const redisReply *gr = g->element[i];
+            for (size_t k = 0; k + 1 < gr->elements; k += 2) {
+                if (strcmp(gr->element[k]->str, "pending") == 0)
+                    pending = gr->element[k + 1]->integer;
+                if (strcmp(gr->element[k]->str, "last-delivered-id") == 0)
+                    delivered = gr->element[k + 1]->str;
+            }
+        }
+        for (size_t k = 0; s && s->type == REDIS_REPLY_ARRAY && k + 1 < s->elements; k += 2)
+            if (strcmp(s->element[k]->str, "last-generated-id") == 0)
+                generated = s->element[k + 1]->str;
+        left += pending + (delivered && generated && strcmp(delivered, generated) == 0 ? 0 : 1);
+        freeReplyObject(g);
+        freeReplyObject(s);
+    }
+    return left;
+}
+
+/* Waits until everything is delivered and acked and the streams stop growing (no marker for
+ * 1.2 s: every window is closed). */
+static void
+wait_quiet(int timeout_s)
+{
+    long long last_len = -1;
+    int stable = 0;
+    for (int i = 0; i < timeout_s * 10; i++) {
+        long long len;
+        long long left = backlog(&len);
+        stable = (left == 0 && len == last_len) ? stable + 1 : 0;
+        last_len = len;
+        if (stable >= 12)
+            return;
+        msleep(100);
+    }
+    dump_logs(); /* a failed test in fork mode skips the teardown */
+    ck_abort_msg("leaflet did not drain within %d s", timeout_s);
+}
+
+struct outset {
+    char **v;
+    size_t n;
+};
+
+static int
+cmpstr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every multi event as "id|lineage" and every late event as "late|id", sorted. */
+static void
+collect(struct outset *o)
+{
+    o->n = 0;
+    o->v = calloc(4 * NEVENTS, sizeof(char *));
+    char key[NPART + 1][32];
+    for (uint32_t p = 0; p < NPART; p++)
+        (void)!astro_stream_key(key[p], sizeof(key[p]), "multi", p);
+    snprintf(key[NPART], sizeof(key[NPART]), "astro:late");
+    for (int s = 0; s <= NPART; s++) {
+        redisReply *r = redisCommand(rc, "XRANGE %s - +", key[s]);
+        ck_assert(r && r->type == REDIS_REPLY_ARRAY);
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *fv = r->element[i]->element[1];
+            const char *id = "", *lin = "";
+            for (size_t k = 0; k + 1 < fv->elements; k += 2) {
+                if (strcmp(fv->element[k]->str, "id") == 0)
+                    id = fv->element[k + 1]->str;
+                if (strcmp(fv->element[k]->str, "lin") == 0)
+                    lin = fv->element[k + 1]->str;
+            }
+            size_t len = strlen(id) + strlen(lin) + 8;
+            ck_assert_uint_lt(o->n, 4 * NEVENTS);
+            o->v[o->n] = malloc(len);
+            snprintf(o->v[o->n++], len, "%s|%s", s == NPART ? "late" : id, s == NPART ? id : lin);
+        }
+        freeReplyObject(r);
+    }
+    qsort(o->v, o->n, sizeof(*o->v), cmpstr);
+}
+
+static void
+free_set(struct outset *o)
+{
+    for (size_t i = 0; i < o->n; i++)
+        free(o->v[i]);
+    free(o->v);
+}
+
+static void
+assert_same(const struct outset *want, const char *what)
+{
+    struct outset got;
+    collect(&got);
+    ck_assert_msg(got.n == want->n, "%s: %zu outputs, reference run has %zu", what, got.n,
+                  want->n);
+    for (size_t i = 0; i < got.n; i++)
+        ck_assert_msg(strcmp(got.v[i], want->v[i]) == 0, "%s: output %zu differs:\n %s\n %s",
+                      what, i, got.v[i], want->v[i]);
+    free_set(&got);
+}
+
+static void
+setup(void)
+{
+    passed = false;
+    snprintf(dir, sizeof(dir), "/tmp/astro-leaflet-it-%d-XXXXXX", (int)getpid());
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(rules_path, sizeof(rules_path), "%s/test.rules", dir);
+    FILE *f = fopen(rules_path, "w");
+    fputs(RULES, f);
+    fclose(f);
+    srv = harness_redis_start(NULL);
+    ck_assert_ptr_nonnull(srv);
+    rc = redisConnect("127.0.0.1", harness_server_port(srv));
+    ck_assert(rc && !rc->err);
+}
+
+
+static void
+teardown(void)
+{
+    kill_all();
+    if (!passed)
+        dump_logs();
+    redisFree(rc);
+    harness_server_free(srv);
+    char cmd[320];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    (void)!system(cmd);
+}
+
+
+static struct outset reference;
+
+static void
+reference_run(void)
+{
+    load_log();
+    spawn(0, "ref", 500);
+    wait_quiet(60);
+    ck_assert_int_eq(stop_worker(0, SIGTERM), 0);
+    collect(&reference);
+    ck_assert_uint_gt(reference.n, 200);
+}
+
+START_TEST(same_outputs_under_batches_kills_and_rebalancing)
+{
+    reference_run();
+    size_t nmulti = 0, nlate = 0;
+    for (size_t i = 0; i < reference.n; i++) {
+        if (strncmp(reference.v[i], "late|", 5) == 0)
+            nlate++;
+        else
+            nmulti++;
+    }
+    fprintf(stderr, "reference: %zu multi events, %zu late events\n", nmulti, nlate);
+    ck_assert_uint_gt(nlate, 0);
+
+    /* a different batch size */
+    load_log();
+    spawn(0, "batch7", 7);
+    wait_quiet(90);
+    ck_assert_int_eq(stop_worker(0, SIGTERM), 0);
+    assert_same(&reference, "batch size 7");
+
+    /* SIGKILL at random points; every other restart under a new name */
+    load_log();
+    srand(7);
+    char name[32];
+    int mid_run_kills = 0;
+    for (int k = 0; k < 6; k++) {
+        snprintf(name, sizeof(name), "crash%d", k / 2);
+        spawn(0, name, 1 + k % 3);
+        msleep(100 + rand() % 300);
+        ck_assert_int_eq(stop_worker(0, SIGKILL), -SIGKILL);
+        long long len, left = backlog(&len);
+        fprintf(stderr, "SIGKILL %d: backlog %lld (pending entries + partitions not fully read)\n", k,
+                left);
+        mid_run_kills += left > 0;
+    }
+    ck_assert_msg(mid_run_kills >= 3, "the kills must interrupt work in progress");
+    spawn(0, "crash-final", 50);
+    wait_quiet(90);
+    ck_assert_int_eq(stop_worker(0, SIGTERM), 0);
+    assert_same(&reference, "SIGKILL and restarts");
+
+    /* 1 -> 3 -> 2 workers */
+    load_log();
+    spawn(0, "w1", 1);
+    msleep(200);
+    spawn(1, "w2", 1);
+    spawn(2, "w3", 1);
+    msleep(600);
+    long long len;
+    ck_assert_msg(backlog(&len) > 0, "the rebalancing must happen while work is left");
+    ck_assert_int_eq(stop_worker(1, SIGTERM), 0);
+    wait_quiet(90);
+    ck_assert_int_eq(stop_worker(0, SIGTERM), 0);
+    ck_assert_int_eq(stop_worker(2, SIGTERM), 0);
+    assert_same(&reference, "1->3->2 workers");
+    free_set(&reference);
+    passed = true;
+}
+END_TEST
+
+START_TEST(bad_rules_file_exits_2)
+{
+    FILE *f = fopen(rules_path, "w");
+    fputs("rule r\n  all A,\n  within 2s\n", f);
+    fclose(f);
+    spawn(0, "bad", 10);
+    int st = 0;
+    for (int i = 0; i < 100 && waitpid(workers[0], &st, WNOHANG) == 0; i++)
+        msleep(50);
+    workers[0] = 0;
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_ne(WEXITSTATUS(st), 0);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "grep -q 'test.rules:2:9: expected an event type' %s/bad.log",
+             dir);
+    ck_assert_msg(system(cmd) == 0, "the log names the file, line and column");
+    passed = true;
+}
+END_TEST
+
+static bool
+log_has(const char *name, const char *text)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "grep -qF '%s' %s/%s.log", text, dir, name);
+    return system(cmd) == 0;
+}
+
+static void
+write_rules(const char *text)
+{
+    FILE *f = fopen(rules_path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+/* SIGHUP: a bad file is refused with line:column and the old rules keep matching; a good file
+ * replaces them. */
+START_TEST(sighup_reloads_rules)
+{
+    redisReply *r = redisCommand(rc, "FLUSHALL");
+    freeReplyObject(r);
+    spawn(0, "hup", 50);
+    char stream[32], multi[32];
+    uint32_t p = astro_partition_of("k1", 2, NPART);
+    (void)!astro_stream_key(stream, sizeof(stream), "mono", p);
+    (void)!astro_stream_key(multi, sizeof(multi), "multi", p);
+    msleep(800);
+    write_rules("rule r\n  seq A, B\n  within 2s oops\n");
+    kill(workers[0], SIGHUP);
+    msleep(500);
+    ck_assert(log_has("hup", "rules reload refused"));
+    ck_assert(log_has("hup", "test.rules:3:13: unexpected \"oops\""));
+    /* the old rules still run: A and B of k1 match type_A_and_B_within_window */
+    freeReplyObject(redisCommand(rc, "XADD %s * id h1 ts 1000000 src s key k1 type A val 1",
+                                 stream));
+    freeReplyObject(redisCommand(rc, "XADD %s * id h2 ts 1100000 src s key k1 type B val 1",
+                                 stream));
+    write_rules("rule two_d\n  count 2 D\n  within 1s\n");
+    msleep(1500); /* the idle marker (300 ms) closes the windows */
+    ck_assert_int_eq(cmd_int("XLEN %s", multi), 1);
+    kill(workers[0], SIGHUP);
+    msleep(500);
+    ck_assert(log_has("hup", "rules reloaded: 1 rules"));
+    freeReplyObject(redisCommand(rc, "XADD %s * id h3 ts 5000000 src s key k1 type D val 1",
+                                 stream));
+    freeReplyObject(redisCommand(rc, "XADD %s * id h4 ts 5100000 src s key k1 type D val 1",
+                                 stream));
+    long long n = 0;
+    for (int i = 0; i < 50 && (n = cmd_int("XLEN %s", multi)) < 2; i++)
+        msleep(100);
+    ck_assert_int_eq(n, 2);
+    redisReply *last = redisCommand(rc, "XREVRANGE %s + - COUNT 1", multi);
+    ck_assert(last && last->elements == 1);
+    const redisReply *fv = last->element[0]->element[1];
+    bool rule_ok = false;
+    for (size_t k = 0; k + 1 < fv->elements; k += 2)
+        if (strcmp(fv->element[k]->str, "rule") == 0)
+            rule_ok = strcmp(fv->element[k + 1]->str, "two_d") == 0;
+    freeReplyObject(last);
+    ck_assert_msg(rule_ok, "the new rule produced the last output");
+    /* an undecodable entry goes to astro:dead with its reason and does not block the rest */
+    freeReplyObject(redisCommand(rc, "XADD %s * id h5 ts notatime src s key k1 type D val 1",
+                                 stream));
+    for (int i = 0; i < 50 && cmd_int("XLEN %s", "astro:dead") < 1; i++)
+        msleep(100);
+    ck_assert_int_eq(cmd_int("XLEN %s", "astro:dead"), 1);
+    redisReply *pend = redisCommand(rc, "XPENDING %s leaflet", stream);
+    ck_assert(pend && pend->type == REDIS_REPLY_ARRAY && pend->element[0]->integer == 0);
+    freeReplyObject(pend);
+    ck_assert_int_eq(stop_worker(0, SIGTERM), 0);
+    ck_assert(log_has("hup", "leases released"));
+    passed = true;
+}
+END_TEST
+
+/* A Redis restart (its data gone: the harness runs it without persistence): the worker
+ * reconnects, retakes its partitions and matches what comes next. */
+START_TEST(survives_redis_restart)
+{
+    char stream[32], multi[32];
+    uint32_t p = astro_partition_of("k1", 2, NPART);
+    (void)!astro_stream_key(stream, sizeof(stream), "mono", p);
+    (void)!astro_stream_key(multi, sizeof(multi), "multi", p);
+    freeReplyObject(redisCommand(rc, "FLUSHALL"));
+    spawn(0, "rr", 50);
+    msleep(800);
+    ck_assert_int_eq(harness_server_stop(srv, 1), 0);
+    msleep(700);
+    ck_assert_int_eq(harness_server_restart(srv), 0);
+    redisFree(rc);
+    rc = redisConnect("127.0.0.1", harness_server_port(srv));
+    ck_assert(rc && !rc->err);
+    long long n = 0;
+    for (int i = 0; i < 100 && n < 1; i++) {
+        if (i % 20 == 0) { /* until the worker has retaken the partition and reads again */
+            char id[16];
+            snprintf(id, sizeof(id), "r%d", i);
+            freeReplyObject(redisCommand(rc, "XADD %s * id %sa ts %d000000 src s key k1 type A "
+                                             "val 1", stream, id, i + 1));
+            freeReplyObject(redisCommand(rc, "XADD %s * id %sb ts %d000001 src s key k1 type B "
+                                             "val 1", stream, id, i + 1));
+        }
+        msleep(100);
+        n = cmd_int("XLEN %s", multi);
+    }
+    ck_assert_int_ge(n, 1);
+    ck_assert_int_eq(stop_worker(0, SIGTERM), 0);
+    passed = true;
+}
+END_TEST
+
+int
+main(void)
+{
+    Suite *s = suite_create("leaflet");
+    TCase *tc = tcase_create("determinism");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 170);
+    tcase_add_test(tc, same_outputs_under_batches_kills_and_rebalancing);
+    tcase_add_test(tc, bad_rules_file_exits_2);
+    tcase_add_test(tc, sighup_reloads_rules);
+    tcase_add_test(tc, survives_redis_restart);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
