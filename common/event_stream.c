@@ -417,3 +417,11 @@ astro_event_stream_decode_argv(const char *const *argv, const size_t *argvlen, s
             return ASTRO_ERR;
     return decode_spans(f, ev, err, errlen);
 }
+
+bool
+astro_event_stream_is_marker(struct redisReply *const *elements, size_t n)
+{
+    return n == 2 && elements[0]->type == REDIS_REPLY_STRING &&
+           elements[0]->len == sizeof(ASTRO_STREAM_MARK_FIELD) - 1 &&
+           memcmp(elements[0]->str, ASTRO_STREAM_MARK_FIELD, elements[0]->len) == 0;
+}

@@ -115,6 +115,7 @@ struct arc_reject {
     char entry_id[ARC_ENTRY_ID_MAX];
     char reason[160];
     const redisReply *fields;
+    bool marker; /* a leaflet watermark marker: not an event, acked without a row */
 };
 
 struct arc_batch {
@@ -217,6 +218,7 @@ struct arc_metrics {
     struct astro_counter *redis_errors;
     struct astro_counter *pg_errors;
     struct astro_counter *claimed;
+    struct astro_counter *markers;
     struct astro_counter *splits;
     struct astro_counter *trimmed;
     struct astro_counter *partitions_created;

@@ -34,6 +34,8 @@ counters(struct arc_metrics *m, struct astro_metrics *reg)
                                          "PostgreSQL transactions that failed", NULL);
     m->claimed = astro_metrics_counter(reg, "astro_archiver_claimed_total",
                                        "Idle pending entries claimed (XAUTOCLAIM)", NULL);
+    m->markers = astro_metrics_counter(reg, "astro_archiver_markers_total",
+                                       "Leaflet watermark markers acked without a row", NULL);
     m->splits = astro_metrics_counter(reg, "astro_archiver_splits_total",
                                       "Batches split to isolate a refused row", NULL);
     m->trimmed = astro_metrics_counter(reg, "astro_archiver_trimmed_total",
@@ -43,7 +45,7 @@ counters(struct arc_metrics *m, struct astro_metrics *reg)
     m->partitions_dropped = astro_metrics_counter(reg, "astro_archiver_partitions_dropped_total",
                                                   "Day partitions dropped by retention", NULL);
     return m->dead_decode && m->dead_refused && m->retries && m->redis_errors && m->pg_errors &&
-                   m->claimed && m->splits && m->trimmed && m->partitions_created &&
+                   m->claimed && m->markers && m->splits && m->trimmed && m->partitions_created &&
                    m->partitions_dropped
                ? ASTRO_OK
                : ASTRO_ERR;

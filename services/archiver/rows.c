@@ -64,6 +64,7 @@ add_reject(struct arc_batch *b, int stream, const char *id, const redisReply *fi
     snprintf(r->entry_id, sizeof(r->entry_id), "%s", id);
     snprintf(r->reason, sizeof(r->reason), "%s", reason);
     r->fields = fields;
+    r->marker = false;
 }
 
 /* Decodes one [id, [f, v, ...]] entry into a row or a reject. */
@@ -84,6 +85,12 @@ add_entry(struct arc_batch *b, const redisReply *e, int stream, enum arc_kind ki
     struct arc_row *row = &b->rows[b->n];
     memset(row, 0, sizeof(*row));
     char why[160];
+    if (kind == ARC_MONO && astro_event_stream_is_marker(f->element, f->elements)) {
+        add_reject(b, stream, id, f, "watermark marker");
+        if (b->nrej > 0 && strcmp(b->rejects[b->nrej - 1].entry_id, id) == 0)
+            b->rejects[b->nrej - 1].marker = true;
+        return ASTRO_OK;
+    }
     if (kind > ARC_MULTI) {
         if (arc_side_decode(kind, f, &row->side, why, sizeof(why)) != ASTRO_OK) {
             add_reject(b, stream, id, f, why);

@@ -132,6 +132,11 @@ process(struct worker *w)
     struct arc_ctx *ctx = w->ctx;
     for (size_t i = 0; i < w->b->nrej; i++) {
         const struct arc_reject *rj = &w->b->rejects[i];
+        if (rj->marker) {
+            if (arc_ack_one(ctx, w->r, rj->stream, rj->entry_id) == ASTRO_OK)
+                astro_counter_inc(ctx->m.markers);
+            continue;
+        }
         /* Decoding is deterministic: another attempt cannot succeed. */
         if (arc_dead_entry(ctx, w->r, w->st.pg, rj->stream, rj->entry_id, rj->fields, rj->reason,
                            1) == ASTRO_OK)

@@ -21,7 +21,7 @@
 #define CEP_WORKERS_KEY "astro:leaflet:workers"
 #define CEP_LATE_STREAM "astro:late"
 #define CEP_DEAD_STREAM "astro:dead"
-#define CEP_MARK_FIELD "wm" /* a watermark marker entry in astro:mono:{p}: the only field */
+#define CEP_MARK_FIELD ASTRO_STREAM_MARK_FIELD /* astro/event.h: an idle watermark marker */
 
 struct cep_config {
     struct astro_service_config svc;

@@ -109,6 +109,22 @@ START_TEST(decodes_good_sets_aside_bad)
 }
 END_TEST
 
+/* Leaflet's idle watermark markers are acked without a row and are never dead-lettered. */
+START_TEST(watermark_markers_are_set_aside_for_ack)
+{
+    static const char *const MARK[] = {"wm", "1700000000000000"};
+    static const char *const NOT_MARK[] = {"wm", "1700000000000000", "id", "x"};
+    ck_assert_int_eq(add(MARK, ASTRO_ARRAY_LEN(MARK), 0, "2-1"), 1);
+    ck_assert_int_eq(add(NOT_MARK, ASTRO_ARRAY_LEN(NOT_MARK), 0, "2-2"), 1);
+    ck_assert_uint_eq(b.n, 0);
+    ck_assert_uint_eq(b.nrej, 2);
+    ck_assert(b.rejects[0].marker);
+    ck_assert_str_eq(b.rejects[0].entry_id, "2-1");
+    ck_assert(!b.rejects[1].marker); /* a malformed event that happens to carry "wm" */
+    arc_batch_reset(&b);
+}
+END_TEST
+
 START_TEST(copy_rows_escape_exactly)
 {
     ck_assert_int_eq(add(MONO_OK, ASTRO_ARRAY_LEN(MONO_OK), 0, "1-1"), 1);
@@ -204,6 +220,7 @@ rows_suite(void)
     TCase *tc = tcase_create("rows");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, decodes_good_sets_aside_bad);
+    tcase_add_test(tc, watermark_markers_are_set_aside_for_ack);
     tcase_add_test(tc, copy_rows_escape_exactly);
     tcase_add_test(tc, duplicates_in_batch_are_skipped);
     tcase_add_test(tc, dead_payload_is_json_of_fields);

@@ -161,6 +161,14 @@ int astro_event_stream_encode(const struct astro_event *ev,
 int astro_event_stream_decode(struct redisReply *const *elements, size_t n,
                               struct astro_event *ev, char *err, size_t errlen) ASTRO_MUST_CHECK;
 
+/* A watermark marker is a stream entry whose only field is ASTRO_STREAM_MARK_FIELD (value: epoch
+ * µs). astro-leaflet writes one into an idle astro:mono:{p} so that replays see the same
+ * watermark advance; it is not an event, and every other reader skips (and acks) it. */
+#define ASTRO_STREAM_MARK_FIELD "wm"
+
+/* True when the field/value array (borrowed) is a watermark marker. */
+bool astro_event_stream_is_marker(struct redisReply *const *elements, size_t n);
+
 /* Same, from a plain argv of n field/value strings (e.g. astro_stream_fields after its prefix). */
 int astro_event_stream_decode_argv(const char *const *argv, const size_t *argvlen, size_t n,
                                    struct astro_event *ev, char *err,
