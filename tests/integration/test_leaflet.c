@@ -25,7 +25,7 @@
 #include "servers.h"
 
 #define NPART 4
-#define NEVENTS 40000
+#define NEVENTS 24000
 #define MAXW 4
 
 static const char *RULES =
@@ -354,7 +354,7 @@ START_TEST(same_outputs_under_batches_kills_and_rebalancing)
     /* a different batch size */
     load_log();
     spawn(0, "batch7", 7);
-    wait_quiet(90);
+    wait_quiet(240);
     ck_assert_int_eq(stop_worker(0, SIGTERM), 0);
     assert_same(&reference, "batch size 7");
 
@@ -375,7 +375,7 @@ START_TEST(same_outputs_under_batches_kills_and_rebalancing)
     }
     ck_assert_msg(mid_run_kills >= 3, "the kills must interrupt work in progress");
     spawn(0, "crash-final", 50);
-    wait_quiet(90);
+    wait_quiet(240);
     ck_assert_int_eq(stop_worker(0, SIGTERM), 0);
     assert_same(&reference, "SIGKILL and restarts");
 
@@ -389,7 +389,7 @@ START_TEST(same_outputs_under_batches_kills_and_rebalancing)
     long long len;
     ck_assert_msg(backlog(&len) > 0, "the rebalancing must happen while work is left");
     ck_assert_int_eq(stop_worker(1, SIGTERM), 0);
-    wait_quiet(90);
+    wait_quiet(240);
     ck_assert_int_eq(stop_worker(0, SIGTERM), 0);
     ck_assert_int_eq(stop_worker(2, SIGTERM), 0);
     assert_same(&reference, "1->3->2 workers");
