@@ -1,0 +1,188 @@
+/* astro-query: the REST API over the cold tier (PostgreSQL) and the hot tier (Redis recent
+ * buffers), served by civetweb's thread pool with one PostgreSQL and one Redis connection per
+ * worker thread (qry_worker). */
+#ifndef ASTRO_QUERY_H
+#define ASTRO_QUERY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "astro/common.h"
+#include "astro/config.h"
+#include "astro/event.h"
+#include "astro/service.h"
+
+struct mg_connection;
+struct mg_context;
+struct cJSON;
+
+struct qry_config {
+    struct astro_service_config svc;
+    char *database_url;     /* ASTRO_DATABASE_URL */
+    int64_t partitions;     /* ASTRO_PARTITIONS */
+    bool auth;              /* ASTRO_QUERY_AUTH */
+    bool open_health;       /* ASTRO_QUERY_OPEN_HEALTH: health + metrics need no key */
+    int64_t rate_limit;     /* ASTRO_QUERY_RATE_LIMIT: requests per window per key, 0 = off */
+    int64_t rate_window_ms; /* ASTRO_QUERY_RATE_WINDOW */
+    int64_t threads;        /* ASTRO_QUERY_THREADS: civetweb workers */
+    int64_t request_timeout_ms; /* ASTRO_QUERY_REQUEST_TIMEOUT: socket and statement timeout */
+    int64_t max_request_bytes;  /* ASTRO_QUERY_MAX_REQUEST */
+    int64_t buffer_max;     /* ASTRO_QUERY_BUFFER_MAX: entries read for /buffer/{key}/stats */
+    int64_t key_cache_ms;   /* ASTRO_QUERY_KEY_CACHE_TTL */
+};
+
+extern const struct astro_cfg_var qry_cfg_vars[];
+extern const size_t qry_cfg_nvars;
+
+/* ---- parameters (params.c) ---------------------------------------------------------- */
+
+enum qry_kind { QRY_MONO, QRY_MULTI };
+
+#define QRY_LIMIT_DEFAULT 100
+#define QRY_LIMIT_MAX 1000
+#define QRY_OFFSET_MAX 100000
+#define QRY_QUERY_MAX 4096 /* bytes of a query string */
+
+/* Which filters are present; also selects the prepared statement. */
+enum {
+    QRY_F_START = 1u << 0,
+    QRY_F_END = 1u << 1,
+    QRY_F_SOURCE = 1u << 2, /* source_stream (mono) */
+    QRY_F_TYPE = 1u << 3,   /* event_type (mono) */
+    QRY_F_KEY = 1u << 4,
+    QRY_F_CURSOR = 1u << 5,
+    QRY_F_RULE = 1u << 6,   /* correlation_rule (multi) */
+    QRY_F_CONF = 1u << 7,   /* min_confidence (multi) */
+};
+
+struct qry_filter {
+    unsigned present;
+    int64_t start_us, end_us; /* [start, end) */
+    char source[ASTRO_EVENT_NAME_MAX + 1];
+    char type[ASTRO_EVENT_NAME_MAX + 1];
+    char rule[ASTRO_EVENT_NAME_MAX + 1];
+    char key[257];
+    double min_conf;
+    int64_t limit, offset;
+    int64_t cur_ts_us;
+    char cur_id[ASTRO_EVENT_ID_MAX + 1];
+};
+
+/* A 400 answer: the parameter at fault and why. */
+struct qry_error {
+    char param[40];
+    char msg[240];
+};
+
+/* What a query string may hold, per endpoint. */
+enum qry_endpoint { QRY_EP_MONO, QRY_EP_MULTI, QRY_EP_STATS, QRY_EP_NONE };
+
+/* Parses the raw (percent-encoded) query string qs (NULL = empty) for endpoint ep into *f
+ * (caller's storage, fully overwritten). Every parameter is checked: unknown or repeated
+ * names, bad percent-encoding or UTF-8, values out of range. Returns ASTRO_OK, or ASTRO_ERR
+ * with the parameter and a reason in *e. */
+int qry_params_parse(enum qry_endpoint ep, const char *qs, struct qry_filter *f,
+                     struct qry_error *e) ASTRO_MUST_CHECK;
+
+/* Parses a time parameter: RFC 3339 or integer epoch milliseconds. */
+int qry_parse_time(const char *s, int64_t *us, char *err, size_t errlen) ASTRO_MUST_CHECK;
+
+/* Decodes percent-encoding ('+' is a space) of src[0..n) into out (size bytes). Refuses a
+ * malformed escape, an encoded NUL and output that is not UTF-8. */
+int qry_url_decode(const char *src, size_t n, char *out, size_t size, char *err,
+                   size_t errlen) ASTRO_MUST_CHECK;
+
+/* ---- keyset cursor (cursor.c) ------------------------------------------------------- */
+
+#define QRY_CURSOR_VERSION 1
+#define QRY_CURSOR_MAX 128 /* encoded length bound, with the NUL */
+
+/* Writes the opaque cursor for the row (ts_us, id) into out (QRY_CURSOR_MAX bytes):
+ * base64url without padding of version byte, ts (int64 big-endian), id length, id. */
+int qry_cursor_encode(int64_t ts_us, const char *id, char out[QRY_CURSOR_MAX]) ASTRO_MUST_CHECK;
+
+/* Strictly decodes a cursor made by qry_cursor_encode(): alphabet, canonical length and
+ * trailing bits, version, time range and id syntax. id gets ASTRO_EVENT_ID_MAX + 1 bytes. */
+int qry_cursor_decode(const char *s, size_t len, int64_t *ts_us, char *id, char *err,
+                      size_t errlen) ASTRO_MUST_CHECK;
+
+/* ---- the server ----------------------------------------------------------------------- */
+
+struct qry_metrics {
+    struct astro_counter *requests, *bad_request, *unauthorized, *forbidden, *rate_limited,
+        *not_found, *db_errors, *redis_errors;
+    struct astro_gauge *in_flight;
+    struct astro_histogram *latency;
+};
+
+struct qry_ctx {
+    const struct qry_config *cfg;
+    struct astro_metrics *metrics;
+    struct qry_metrics m;
+    struct mg_context *mg;
+    int port;          /* the bound port (ASTRO_HTTP_PORT may be 0) */
+    atomic_int stopping; /* set on SIGTERM (main thread), read by workers */
+};
+
+/* Per worker thread state (worker.c): lazily connected, reconnected with bounded backoff.
+ * qry_worker_init/exit are civetweb's init_thread/exit_thread callbacks: the state is created
+ * for request workers only and freed when the thread ends. qry_worker_of() returns the calling
+ * worker's state (NULL on a thread without one). The connections and cache returned below are
+ * owned by the worker and used only on its thread; NULL with the reason in err when the
+ * dependency cannot be reached now. */
+struct qry_worker;
+struct astro_apikey_cache;
+struct astro_pg;
+struct astro_redis;
+struct qry_worker *qry_worker_of(struct mg_connection *conn);
+struct astro_pg *qry_worker_pg(struct qry_worker *w, char *err, size_t errlen);
+struct astro_redis *qry_worker_redis(struct qry_worker *w, char *err, size_t errlen);
+struct astro_apikey_cache *qry_worker_keys(struct qry_worker *w);
+/* Whether prepared-statement slot exists on the worker's current PostgreSQL connection (all
+ * are forgotten when the connection is re-made). */
+bool qry_worker_prepared(struct qry_worker *w, unsigned slot);
+void qry_worker_set_prepared(struct qry_worker *w, unsigned slot);
+void *qry_worker_init(const struct mg_context *mg, int thread_type);
+void qry_worker_exit(const struct mg_context *mg, int thread_type, void *p);
+
+/* Responses (reply.c). qry_reply_json takes ownership of body (freed here). */
+void qry_reply_json(struct mg_connection *c, int status, struct cJSON *body);
+void qry_reply_text(struct mg_connection *c, int status, const char *ctype, const char *body,
+                    size_t len);
+void qry_reply_error(struct qry_ctx *ctx, struct mg_connection *c, int status, const char *code,
+                     const char *param, const char *msg);
+void qry_reply_bad(struct qry_ctx *ctx, struct mg_connection *c, const struct qry_error *e);
+
+/* Auth (auth.c): checks the API key (read scope) and the key's rate limit. ASTRO_OK when the
+ * request may proceed; otherwise the 401/403/429/503 answer was sent. */
+int qry_auth_check(struct qry_ctx *ctx, struct mg_connection *c) ASTRO_MUST_CHECK;
+
+/* Route handlers (server.c dispatches on the decoded path; qs is the raw query string). Each
+ * sends exactly one response. */
+void qry_events_route(struct qry_ctx *ctx, struct mg_connection *c, const char *path,
+                      const char *qs);
+void qry_events_stats(struct qry_ctx *ctx, struct mg_connection *c, const char *qs);
+void qry_buffer_route(struct qry_ctx *ctx, struct mg_connection *c, const char *path,
+                      const char *qs);
+void qry_health_route(struct qry_ctx *ctx, struct mg_connection *c, const char *path);
+void qry_metrics_route(struct qry_ctx *ctx, struct mg_connection *c);
+void qry_stats_route(struct qry_ctx *ctx, struct mg_connection *c);
+
+/* Health probes, also used by /stats: add to obj, return true when healthy. */
+bool qry_probe_redis(struct qry_worker *w, struct cJSON *obj);
+bool qry_probe_pg(struct qry_worker *w, struct cJSON *obj);
+void qry_probe_streams(struct qry_ctx *ctx, struct qry_worker *w, struct cJSON *obj);
+
+/* Starts civetweb with the routes; ASTRO_ERR with the reason. qry_server_stop waits for the
+ * requests in flight. */
+int qry_server_start(struct qry_ctx *ctx, char *err, size_t errlen) ASTRO_MUST_CHECK;
+void qry_server_stop(struct qry_ctx *ctx);
+int qry_metrics_init(struct qry_ctx *ctx) ASTRO_MUST_CHECK;
+
+/* The OpenAPI 3 document and the HTML API page (openapi.c), static text. */
+extern const char qry_openapi_json[];
+extern const char qry_index_html[];
+
+#endif
