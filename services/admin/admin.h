@@ -6,6 +6,8 @@
 
 #include <stdio.h>
 
+struct astro_redis;
+
 #include "migrations.h"
 
 /* Advisory-lock key every `astro-admin migrate` holds while it works, so concurrent runs (two
@@ -34,6 +36,18 @@ struct astro_pg *adm_connect(const char *url, FILE *errout);
 
 /* `keys create|list|revoke` against ASTRO_REDIS_URL (keys.c). */
 int adm_keys(int argc, char **argv, FILE *out, FILE *errout);
+
+/* Connects to ASTRO_REDIS_URL for command cmd; reports failures on errout. Returns a
+ * connection (free with astro_redis_free()) or NULL. */
+struct astro_redis *adm_redis_connect(const char *cmd, FILE *errout);
+
+/* `status`, platform half (platform.c): partitions and owners, group lags, hot-tier size,
+ * archive lag, side streams, from ASTRO_REDIS_URL. */
+int adm_platform_status(FILE *out, FILE *errout);
+
+/* `replay-dead [--dry-run] [--stream KEY] [--limit N]` (replay.c): astro:dead entries with
+ * their original fields go back to their stream. */
+int adm_replay_dead(int argc, char **argv, FILE *out, FILE *errout);
 
 /* Prints the usage text. */
 void adm_usage(FILE *f);

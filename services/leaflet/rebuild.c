@@ -170,7 +170,8 @@ rebuild(struct cep_partition *pp, const char *ckpt)
     if (scan_range(pp, pp->multi, out_pos, true, "+", note_outputs, &cs, pp->last_out) !=
         ASTRO_OK)
         goto fail;
-    qsort(cs.v, cs.n, sizeof(*cs.v), cmpstr);
+    if (cs.n > 0) /* qsort(NULL, 0) is undefined */
+        qsort(cs.v, cs.n, sizeof(*cs.v), cmpstr);
     cep_matcher_set_watermark(pp->m, wm);
     cep_matcher_set_silent(pp->m, true, consumed_has, &cs);
     int rc = scan_range(pp, pp->mono, r, false, last, replay_page, NULL, NULL);
