@@ -47,6 +47,8 @@ static bool
 consumed_has(void *arg, size_t rule, const char *id)
 {
     struct consumed *cs = arg;
+    if (cs->n == 0) /* bsearch(NULL, 0) is undefined */
+        return false;
     char key[ASTRO_EVENT_NAME_MAX + ASTRO_EVENT_ID_MAX + 4];
     snprintf(key, sizeof(key), "%s\x1f%s", cs->rules->rules[rule].name, id);
     const char *k = key;

@@ -989,14 +989,15 @@ raise_fd_limit(void)
     ck_assert_msg(rl.rlim_cur >= 10500, "fd limit %lu is too low", (unsigned long)rl.rlim_cur);
 }
 
-/* The child opens n WebSockets, reports on the pipe, and holds them until told to go. */
+/* Client mode of this binary (see main()): opens n WebSockets to hport, reports on the pipe,
+ * and holds them until told to go. */
 static void
-hold_connections(int n, int report, int go)
+hold_connections(int hport, int n, int report, int go)
 {
     struct wsraw **w = calloc((size_t)n, sizeof(*w));
     int ok = 0;
     for (int i = 0; w != NULL && i < n; i++) {
-        w[i] = wsraw_connect("127.0.0.1", port, 5000);
+        w[i] = wsraw_connect("127.0.0.1", hport, 5000);
         if (w[i] == NULL || wsraw_handshake(w[i], "/ws", NULL, NULL, 0, 5000) != 101)
             break;
         ok++;
@@ -1019,10 +1020,17 @@ START_TEST(ws_ten_thousand_idle_connections)
     /* warm the loops and allocator with a few connections first, so the delta is per conn */
     struct wsraw *warm = ws_client("/ws");
     long before = rss_kib();
+    char args[3][16];
+    snprintf(args[0], sizeof(args[0]), "%d", port);
+    snprintf(args[1], sizeof(args[1]), "%d", report[1]);
+    snprintf(args[2], sizeof(args[2]), "%d", go[0]);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
-    if (pid == 0)
-        hold_connections(N, report[1], go[0]);
+    if (pid == 0) { /* exec: only async-signal-safe calls after fork() in a threaded process */
+        execl("/proc/self/exe", "itest_net", "--hold-10k", args[0], args[1], args[2],
+              (char *)NULL);
+        _exit(101);
+    }
     int ok = -1;
     ck_assert_int_eq(read(report[0], &ok, sizeof(ok)), sizeof(ok));
     long until = now_ms() + 5000;
@@ -1061,9 +1069,10 @@ cpu_ms(void)
            (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000L;
 }
 
+enum { EMFILE_CLIENTS = 6 };
+
 START_TEST(accept_pauses_when_out_of_fds)
 {
-    enum { N = 6 };
     struct rlimit orig, low;
     ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &orig), 0);
     int probe = dup(0);
@@ -1072,20 +1081,18 @@ START_TEST(accept_pauses_when_out_of_fds)
     low = orig;
     low.rlim_cur = (rlim_t)probe + 1; /* room for one accepted connection, no more */
     ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    char portarg[16];
+    snprintf(portarg, sizeof(portarg), "%d", port);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        /* the clients have their own limit back */
-        int ok = 0;
-        struct wsraw *w[N];
+        /* The clients get their own limit back and a fresh image: after fork() in a threaded
+         * process only async-signal-safe calls are safe (a sanitizer's malloc lock may be held),
+         * so the child execs this test binary in its client mode (see main()). */
         if (setrlimit(RLIMIT_NOFILE, &orig) != 0)
             _exit(100);
-        for (int i = 0; i < N; i++) {
-            w[i] = wsraw_connect("127.0.0.1", port, 3000);
-            if (w[i] != NULL && wsraw_handshake(w[i], "/ws", NULL, NULL, 0, 4000) == 101)
-                ok++;
-        }
-        _exit(ok);
+        execl("/proc/self/exe", "itest_net", "--emfile-clients", portarg, (char *)NULL);
+        _exit(101);
     }
     /* while accept(2) fails with EMFILE the loops must not spin */
     usleep(100000);
@@ -1098,9 +1105,24 @@ START_TEST(accept_pauses_when_out_of_fds)
     ck_assert_msg(spent < 200, "%ld ms of CPU in 600 ms at EMFILE", spent);
     /* and once descriptors are free again the waiting clients are all served */
     ck_assert(WIFEXITED(status));
-    ck_assert_int_eq(WEXITSTATUS(status), N);
+    ck_assert_int_eq(WEXITSTATUS(status), EMFILE_CLIENTS);
 }
 END_TEST
+
+/* Client mode of this binary for accept_pauses_when_out_of_fds: upgrades EMFILE_CLIENTS
+ * WebSockets and exits with the number that succeeded. */
+static int
+emfile_clients(int cport)
+{
+    int ok = 0;
+    struct wsraw *w[EMFILE_CLIENTS];
+    for (int i = 0; i < EMFILE_CLIENTS; i++) {
+        w[i] = wsraw_connect("127.0.0.1", cport, 3000);
+        if (w[i] != NULL && wsraw_handshake(w[i], "/ws", NULL, NULL, 0, 4000) == 101)
+            ok++;
+    }
+    return ok;
+}
 
 static Suite *
 net_suite(void)
@@ -1152,8 +1174,12 @@ net_suite(void)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--emfile-clients") == 0)
+        return emfile_clients(atoi(argv[2]));
+    if (argc == 5 && strcmp(argv[1], "--hold-10k") == 0)
+        hold_connections(atoi(argv[2]), 10000, atoi(argv[3]), atoi(argv[4]));
     SRunner *sr = srunner_create(net_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
