@@ -1121,6 +1121,8 @@ emfile_clients(int cport)
         if (w[i] != NULL && wsraw_handshake(w[i], "/ws", NULL, NULL, 0, 4000) == 101)
             ok++;
     }
+    for (int i = 0; i < EMFILE_CLIENTS; i++)
+        wsraw_close(w[i]);
     return ok;
 }
 
