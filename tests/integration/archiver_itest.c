@@ -16,6 +16,7 @@
 #include "astro/event.h"
 #include "astro/partition.h"
 #include "servers.h"
+#include "spawn.h"
 #include "wsraw.h"
 
 void
@@ -36,14 +37,12 @@ migrate(const char *url)
 {
     const char *admin = getenv("ASTRO_ADMIN");
     ck_assert_msg(admin != NULL, "ASTRO_ADMIN (path of astro-admin) is not set");
-    pid_t pid = fork();
+    char db[512];
+    ck_assert_int_lt(snprintf(db, sizeof(db), "ASTRO_DATABASE_URL=%s", url), (int)sizeof(db));
+    const char *const argv[] = {"astro-admin", "migrate", NULL};
+    const char *const set[] = {db, "ASTRO_LOG_LEVEL=warn", NULL};
+    pid_t pid = harness_spawn(admin, argv, set, NULL, NULL);
     ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        setenv("ASTRO_DATABASE_URL", url, 1);
-        setenv("ASTRO_LOG_LEVEL", "warn", 1);
-        execl(admin, "astro-admin", "migrate", (char *)NULL);
-        _exit(127);
-    }
     int st;
     ck_assert_int_eq(waitpid(pid, &st, 0), pid);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "astro-admin migrate failed");
@@ -108,29 +107,26 @@ arc_start(struct arc_env *e, const char *const *extra)
 {
     const char *bin = getenv("ASTRO_ARCHIVER_BIN");
     ck_assert_msg(bin != NULL, "ASTRO_ARCHIVER_BIN is not set");
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        char p[8];
-        unsetenv("ASTRO_ADMIN");
-        unsetenv("ASTRO_ARCHIVER_BIN");
-        snprintf(p, sizeof(p), "%d", ARC_IT_P);
-        setenv("ASTRO_REDIS_URL", harness_server_url(e->redis), 1);
-        setenv("ASTRO_DATABASE_URL", e->db_url, 1);
-        setenv("ASTRO_PARTITIONS", p, 1);
-        setenv("ASTRO_HTTP_PORT", "0", 1);
-        setenv("ASTRO_HTTP_BIND", "127.0.0.1", 1);
-        setenv("ASTRO_HTTP_THREADS", "1", 1);
-        setenv("ASTRO_LOG_LEVEL", getenv("ARC_IT_LOG") ? getenv("ARC_IT_LOG") : "warn", 1);
-        setenv("ASTRO_BATCH_AGE", "50ms", 1);
-        setenv("ASTRO_BATCH_SIZE", "500", 1);
-        setenv("ASTRO_CLAIM_IDLE", "1s", 1);
-        setenv("ASTRO_SHUTDOWN_TIMEOUT", "20s", 1);
-        for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
-            putenv((char *)extra[i]);
-        execl(bin, "astro-archiver", (char *)NULL);
-        _exit(127);
+    enum { FIXED = 11, MAX_EXTRA = 16 };
+    char redis[320], db[320], parts[32], level[64];
+    const char *arc_log = getenv("ARC_IT_LOG");
+    snprintf(redis, sizeof(redis), "ASTRO_REDIS_URL=%s", harness_server_url(e->redis));
+    snprintf(db, sizeof(db), "ASTRO_DATABASE_URL=%s", e->db_url);
+    snprintf(parts, sizeof(parts), "ASTRO_PARTITIONS=%d", ARC_IT_P);
+    snprintf(level, sizeof(level), "ASTRO_LOG_LEVEL=%s", arc_log != NULL ? arc_log : "warn");
+    const char *set[FIXED + MAX_EXTRA + 1] = {
+        redis, db, parts, "ASTRO_HTTP_PORT=0", "ASTRO_HTTP_BIND=127.0.0.1",
+        "ASTRO_HTTP_THREADS=1", level, "ASTRO_BATCH_AGE=50ms", "ASTRO_BATCH_SIZE=500",
+        "ASTRO_CLAIM_IDLE=1s", "ASTRO_SHUTDOWN_TIMEOUT=20s"};
+    size_t n = FIXED;
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        ck_assert_msg(n < FIXED + MAX_EXTRA, "too many extra archiver variables");
+        set[n++] = extra[i];
     }
+    const char *const unset[] = {"ASTRO_ADMIN", "ASTRO_ARCHIVER_BIN", NULL};
+    const char *const argv[] = {"astro-archiver", NULL};
+    pid_t pid = harness_spawn(bin, argv, set, unset, NULL);
+    ck_assert_int_ge(pid, 0);
     remember(e, pid);
     return pid;
 }

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,6 +27,7 @@
 #include "astro/redis.h"
 #include "astro/time.h"
 #include "servers.h"
+#include "spawn.h"
 #include "wsraw.h"
 
 #define KEY "bc-read-key-0123456789abcdef"
@@ -71,30 +71,28 @@ http_status(int p, const char *req, char *body, size_t body_size)
     return st;
 }
 
+/* Starts the daemon named by $binvar on port p with the base settings plus env ("NAME=value",
+ * NULL-ended) and waits until it is ready. */
 static pid_t
 spawn(const char *binvar, int p, const char *const *env)
 {
-    char url[128], portbuf[16];
+    enum { FIXED = 5, MAX_EXTRA = 8 };
+    char url[320], portbuf[32];
     const char *bin = getenv(binvar);
     ck_assert_msg(bin != NULL, "%s not set", binvar);
-    snprintf(url, sizeof(url), "%s", harness_server_url(rs));
-    snprintf(portbuf, sizeof(portbuf), "%d", p);
-    pid_t pid = fork();
-    ck_assert(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        unsetenv("ASTRO_BROADCAST_BIN");
-        unsetenv("ASTRO_INGEST_BIN");
-        setenv("ASTRO_REDIS_URL", url, 1);
-        setenv("ASTRO_HTTP_PORT", portbuf, 1);
-        setenv("ASTRO_HTTP_BIND", "127.0.0.1", 1);
-        setenv("ASTRO_HTTP_THREADS", "2", 1);
-        setenv("ASTRO_LOG_LEVEL", "warn", 1);
-        for (size_t i = 0; env != NULL && env[i] != NULL; i += 2)
-            setenv(env[i], env[i + 1], 1);
-        execl(bin, bin, (char *)NULL);
-        _exit(127);
+    snprintf(url, sizeof(url), "ASTRO_REDIS_URL=%s", harness_server_url(rs));
+    snprintf(portbuf, sizeof(portbuf), "ASTRO_HTTP_PORT=%d", p);
+    const char *set[FIXED + MAX_EXTRA + 1] = {url, portbuf, "ASTRO_HTTP_BIND=127.0.0.1",
+                                              "ASTRO_HTTP_THREADS=2", "ASTRO_LOG_LEVEL=warn"};
+    size_t n = FIXED;
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
+        ck_assert_msg(n < FIXED + MAX_EXTRA, "too many extra variables for %s", bin);
+        set[n++] = env[i];
     }
+    const char *const unset[] = {"ASTRO_BROADCAST_BIN", "ASTRO_INGEST_BIN", NULL};
+    const char *const argv[] = {bin, NULL};
+    pid_t pid = harness_spawn(bin, argv, set, unset, NULL);
+    ck_assert(pid >= 0);
     long until = now_ms() + 15000;
     while (now_ms() < until) {
         if (http_status(p, "GET /health/ready HTTP/1.1\r\nHost: x\r\n\r\n", NULL, 0) == 200)
@@ -130,10 +128,9 @@ stop_child(pid_t *pid, int timeout_ms)
 static void
 start_broadcast(void)
 {
-    static const char *const env[] = {"ASTRO_AUTH_TIMEOUT", "700ms",
-                                      "ASTRO_WS_MAX_QUEUE_BYTES", "64KiB",
-                                      "ASTRO_APIKEY_CACHE_TTL", "200ms",
-                                      "ASTRO_BROADCAST_BACKFILL_PAGE", "7", NULL};
+    static const char *const env[] = {"ASTRO_AUTH_TIMEOUT=700ms", "ASTRO_WS_MAX_QUEUE_BYTES=64KiB",
+                                      "ASTRO_APIKEY_CACHE_TTL=200ms",
+                                      "ASTRO_BROADCAST_BACKFILL_PAGE=7", NULL};
     port = free_port();
     bc_pid = spawn("ASTRO_BROADCAST_BIN", port, env);
 }
@@ -708,7 +705,7 @@ END_TEST
 
 START_TEST(prediction_round_trip_to_the_edge)
 {
-    static const char *const env[] = {"ASTRO_BOOTSTRAP_API_KEY", "ingest-boot-key-0123456789",
+    static const char *const env[] = {"ASTRO_BOOTSTRAP_API_KEY=ingest-boot-key-0123456789",
                                       NULL};
     ing_port = free_port();
     ing_pid = spawn("ASTRO_INGEST_BIN", ing_port, env);

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,6 +24,7 @@
 #include "astro/common.h"
 #include "astro/redis.h"
 #include "servers.h"
+#include "spawn.h"
 #include "wsraw.h"
 
 #define KEY "test-bootstrap-key-0123456789"
@@ -67,39 +67,32 @@ http_status(const char *req, char *body, size_t body_size)
     return st;
 }
 
+/* Starts astro-ingest on port with the base settings plus extra_env ("NAME=value", NULL-ended)
+ * and waits until it is ready. */
 static void
 spawn_ingest(const char *const *extra_env)
 {
-    char url[128], portbuf[16];
+    enum { FIXED = 14, MAX_EXTRA = 8 };
+    char url[320], portbuf[32];
     const char *bin = getenv("ASTRO_INGEST_BIN");
     ck_assert_msg(bin != NULL, "ASTRO_INGEST_BIN not set");
-    snprintf(url, sizeof(url), "%s", harness_server_url(rs));
-    snprintf(portbuf, sizeof(portbuf), "%d", port);
-    ing_pid = fork();
-    ck_assert(ing_pid >= 0);
-    if (ing_pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        unsetenv("ASTRO_INGEST_BIN");
-        unsetenv("ASTRO_ADMIN");
-        setenv("ASTRO_REDIS_URL", url, 1);
-        setenv("ASTRO_HTTP_PORT", portbuf, 1);
-        setenv("ASTRO_HTTP_BIND", "127.0.0.1", 1);
-        setenv("ASTRO_HTTP_THREADS", "2", 1);
-        setenv("ASTRO_BOOTSTRAP_API_KEY", KEY, 1);
-        setenv("ASTRO_AUTH_TIMEOUT", "1s", 1);
-        setenv("ASTRO_BACKPRESSURE_POLL", "100ms", 1);
-        setenv("ASTRO_BACKPRESSURE_HIGH", "1000", 1);
-        setenv("ASTRO_BACKPRESSURE_LOW", "500", 1);
-        setenv("ASTRO_WS_MAX_MESSAGE_BYTES", "64KiB", 1);
-        setenv("ASTRO_HTTP_MAX_BODY_BYTES", "256KiB", 1);
-        setenv("ASTRO_MAX_BATCH_ITEMS", "100", 1);
-        setenv("ASTRO_APIKEY_CACHE_TTL", "200ms", 1);
-        setenv("ASTRO_LOG_LEVEL", "warn", 1);
-        for (size_t i = 0; extra_env != NULL && extra_env[i] != NULL; i += 2)
-            setenv(extra_env[i], extra_env[i + 1], 1);
-        execl(bin, bin, (char *)NULL);
-        _exit(127);
+    snprintf(url, sizeof(url), "ASTRO_REDIS_URL=%s", harness_server_url(rs));
+    snprintf(portbuf, sizeof(portbuf), "ASTRO_HTTP_PORT=%d", port);
+    const char *set[FIXED + MAX_EXTRA + 1] = {
+        url, portbuf, "ASTRO_HTTP_BIND=127.0.0.1", "ASTRO_HTTP_THREADS=2",
+        "ASTRO_BOOTSTRAP_API_KEY=" KEY, "ASTRO_AUTH_TIMEOUT=1s", "ASTRO_BACKPRESSURE_POLL=100ms",
+        "ASTRO_BACKPRESSURE_HIGH=1000", "ASTRO_BACKPRESSURE_LOW=500",
+        "ASTRO_WS_MAX_MESSAGE_BYTES=64KiB", "ASTRO_HTTP_MAX_BODY_BYTES=256KiB",
+        "ASTRO_MAX_BATCH_ITEMS=100", "ASTRO_APIKEY_CACHE_TTL=200ms", "ASTRO_LOG_LEVEL=warn"};
+    size_t n = FIXED;
+    for (size_t i = 0; extra_env != NULL && extra_env[i] != NULL; i++) {
+        ck_assert_msg(n < FIXED + MAX_EXTRA, "too many extra astro-ingest variables");
+        set[n++] = extra_env[i];
     }
+    const char *const unset[] = {"ASTRO_INGEST_BIN", "ASTRO_ADMIN", NULL};
+    const char *const argv[] = {bin, NULL};
+    ing_pid = harness_spawn(bin, argv, set, unset, NULL);
+    ck_assert(ing_pid >= 0);
     long until = now_ms() + 15000;
     while (now_ms() < until) {
         if (http_status("GET /health/ready HTTP/1.1\r\nHost: x\r\n\r\n", NULL, 0) == 200)

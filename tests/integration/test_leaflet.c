@@ -23,6 +23,7 @@
 
 #include "astro/partition.h"
 #include "servers.h"
+#include "spawn.h"
 
 #define NPART 4
 #define NEVENTS 24000
@@ -113,32 +114,22 @@ load_log(void)
 static pid_t
 spawn(int slot, const char *name, int batch)
 {
-    char url[128], b[16], log[320];
-    snprintf(url, sizeof(url), "%s", harness_server_url(srv));
-    snprintf(b, sizeof(b), "%d", batch);
+    char url[320], b[48], log[320], rules[320], inst[160];
+    const char *bin = getenv("ASTRO_LEAFLET_BIN");
+    ck_assert_msg(bin != NULL, "ASTRO_LEAFLET_BIN not set");
+    snprintf(url, sizeof(url), "ASTRO_REDIS_URL=%s", harness_server_url(srv));
+    snprintf(b, sizeof(b), "ASTRO_LEAFLET_BATCH=%d", batch);
     snprintf(log, sizeof(log), "%s/%s.log", dir, name);
+    snprintf(rules, sizeof(rules), "ASTRO_RULES_FILE=%s", rules_path);
+    snprintf(inst, sizeof(inst), "ASTRO_INSTANCE=%s", name);
     snprintf(names[slot], sizeof(names[slot]), "%s", name);
-    pid_t pid = fork();
+    const char *const set[] = {url, "ASTRO_PARTITIONS=4", rules, "ASTRO_HTTP_PORT=0",
+                               "ASTRO_HTTP_BIND=127.0.0.1", "ASTRO_HTTP_THREADS=1", inst,
+                               "ASTRO_LEAFLET_LATENESS=500ms", "ASTRO_LEAFLET_IDLE=300ms",
+                               "ASTRO_LEAFLET_LEASE=1s", b, "ASTRO_LOG_LEVEL=info", NULL};
+    const char *const argv[] = {"astro-leaflet", NULL};
+    pid_t pid = harness_spawn(bin, argv, set, NULL, log);
     ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 2);
-        dup2(fd, 1);
-        setenv("ASTRO_REDIS_URL", url, 1);
-        setenv("ASTRO_PARTITIONS", "4", 1);
-        setenv("ASTRO_RULES_FILE", rules_path, 1);
-        setenv("ASTRO_HTTP_PORT", "0", 1);
-        setenv("ASTRO_HTTP_BIND", "127.0.0.1", 1);
-        setenv("ASTRO_HTTP_THREADS", "1", 1);
-        setenv("ASTRO_INSTANCE", name, 1);
-        setenv("ASTRO_LEAFLET_LATENESS", "500ms", 1);
-        setenv("ASTRO_LEAFLET_IDLE", "300ms", 1);
-        setenv("ASTRO_LEAFLET_LEASE", "1s", 1);
-        setenv("ASTRO_LEAFLET_BATCH", b, 1);
-        setenv("ASTRO_LOG_LEVEL", "info", 1);
-        execl(getenv("ASTRO_LEAFLET_BIN"), "astro-leaflet", (char *)NULL);
-        _exit(127);
-    }
     workers[slot] = pid;
     return pid;
 }

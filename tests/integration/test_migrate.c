@@ -5,6 +5,7 @@
  * starts its own servers to check the harness leaves no process behind. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 
 #include "astro/pg.h"
 #include "servers.h"
+#include "spawn.h"
 
 static struct harness_server *pg;
 
@@ -56,22 +58,18 @@ admin_start(struct run *r, const char *url, const char *arg)
 {
     const char *admin = getenv("ASTRO_ADMIN");
     ck_assert_msg(admin != NULL, "ASTRO_ADMIN (path of astro-admin) is not set");
+    char db[560];
+    snprintf(db, sizeof(db), "ASTRO_DATABASE_URL=%s", url != NULL ? url : "");
+    const char *const set[] = {db, NULL};
+    const char *const unset[] = {"ASTRO_DATABASE_URL", NULL};
+    const char *const argv[] = {"astro-admin", arg, NULL};
     int p[2];
-    ck_assert_int_eq(pipe(p), 0);
+    /* Close-on-exec: the child gets only its stdout and stderr (dup2 clears the flag). */
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
     memset(r, 0, sizeof(*r));
-    r->pid = fork();
+    r->pid = harness_spawn_fd(admin, argv, url != NULL ? set : NULL, url != NULL ? NULL : unset,
+                              p[1]);
     ck_assert_int_ge(r->pid, 0);
-    if (r->pid == 0) {
-        dup2(p[1], 1);
-        dup2(p[1], 2);
-        close(p[0]);
-        if (url != NULL)
-            setenv("ASTRO_DATABASE_URL", url, 1);
-        else
-            unsetenv("ASTRO_DATABASE_URL");
-        execl(admin, "astro-admin", arg, (char *)NULL);
-        _exit(127);
-    }
     close(p[1]);
     r->fd = p[0];
 }

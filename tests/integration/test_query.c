@@ -22,6 +22,7 @@
 #include "astro/pg.h"
 #include "astro/redis.h"
 #include "servers.h"
+#include "spawn.h"
 #include "wsraw.h"
 
 #define READ_KEY "reader-key-0123456789"
@@ -105,22 +106,18 @@ start_daemon(int port, const char *rate_limit, const char *window)
 {
     const char *bin = getenv("ASTRO_QUERY_BIN");
     ck_assert_msg(bin != NULL, "ASTRO_QUERY_BIN is not set");
-    pid_t pid = fork();
-    if (pid == 0) {
-        char p[16];
-        snprintf(p, sizeof(p), "%d", port);
-        setenv("ASTRO_HTTP_PORT", p, 1);
-        setenv("ASTRO_HTTP_BIND", "127.0.0.1", 1);
-        setenv("ASTRO_DATABASE_URL", db_url, 1);
-        setenv("ASTRO_REDIS_URL", harness_server_url(rs), 1);
-        setenv("ASTRO_QUERY_THREADS", "4", 1);
-        setenv("ASTRO_QUERY_RATE_LIMIT", rate_limit, 1);
-        setenv("ASTRO_QUERY_RATE_WINDOW", window, 1);
-        setenv("ASTRO_QUERY_KEY_CACHE_TTL", "0", 1);
-        setenv("ASTRO_LOG_LEVEL", "warn", 1);
-        execl(bin, "astro-query", (char *)NULL);
-        _exit(127);
-    }
+    char p[32], db[560], redis[320], limit[96], win[96];
+    snprintf(p, sizeof(p), "ASTRO_HTTP_PORT=%d", port);
+    snprintf(db, sizeof(db), "ASTRO_DATABASE_URL=%s", db_url);
+    snprintf(redis, sizeof(redis), "ASTRO_REDIS_URL=%s", harness_server_url(rs));
+    snprintf(limit, sizeof(limit), "ASTRO_QUERY_RATE_LIMIT=%s", rate_limit);
+    snprintf(win, sizeof(win), "ASTRO_QUERY_RATE_WINDOW=%s", window);
+    const char *const set[] = {p, "ASTRO_HTTP_BIND=127.0.0.1", db, redis,
+                               "ASTRO_QUERY_THREADS=4", limit, win,
+                               "ASTRO_QUERY_KEY_CACHE_TTL=0", "ASTRO_LOG_LEVEL=warn", NULL};
+    const char *const argv[] = {"astro-query", NULL};
+    pid_t pid = harness_spawn(bin, argv, set, NULL, NULL);
+    ck_assert_int_ge(pid, 0);
     for (int i = 0; i < 200; i++) {
         if (http_get(port, "/health", NULL, NULL, 0) == 200)
             return pid;
@@ -671,17 +668,14 @@ START_TEST(test_through_the_archiver)
     astro_redis_free(r);
     const char *bin = getenv("ASTRO_ARCHIVER_BIN");
     ck_assert_msg(bin != NULL, "ASTRO_ARCHIVER_BIN is not set");
-    pid_t arc = fork();
-    if (arc == 0) {
-        setenv("ASTRO_DATABASE_URL", db_url, 1);
-        setenv("ASTRO_REDIS_URL", harness_server_url(rs), 1);
-        setenv("ASTRO_HTTP_PORT", "0", 1);
-        setenv("ASTRO_HTTP_BIND", "127.0.0.1", 1);
-        setenv("ASTRO_BATCH_AGE", "50ms", 1);
-        setenv("ASTRO_LOG_LEVEL", "warn", 1);
-        execl(bin, "astro-archiver", (char *)NULL);
-        _exit(127);
-    }
+    char db[560], redis[320];
+    snprintf(db, sizeof(db), "ASTRO_DATABASE_URL=%s", db_url);
+    snprintf(redis, sizeof(redis), "ASTRO_REDIS_URL=%s", harness_server_url(rs));
+    const char *const set[] = {db, redis, "ASTRO_HTTP_PORT=0", "ASTRO_HTTP_BIND=127.0.0.1",
+                               "ASTRO_BATCH_AGE=50ms", "ASTRO_LOG_LEVEL=warn", NULL};
+    const char *const argv[] = {"astro-archiver", NULL};
+    pid_t arc = harness_spawn(bin, argv, set, NULL, NULL);
+    ck_assert_int_ge(arc, 0);
     int n = 0;
     for (int i = 0; i < 200 && n < 120; i++) {
         usleep(100000);
