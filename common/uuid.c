@@ -71,32 +71,29 @@ astro_uuid_v4(struct astro_uuid *out)
     return ASTRO_OK;
 }
 
-/* Hashes the concatenation of parts; n_parts pieces of (ptr, len). */
-static int
-sha1_parts(const void *const *parts, const size_t *lens, size_t n_parts, uint8_t digest[20])
+/* RFC 4122 name-based UUIDs hash the namespace's 16 bytes, then the name. Returns a SHA-1
+ * context with the namespace fed (free with EVP_MD_CTX_free() or v5_finish()), or NULL. */
+static EVP_MD_CTX *
+v5_start(const struct astro_uuid *ns)
 {
-    int rc = ASTRO_ERR;
-    unsigned int dlen = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) != 1)
-        goto done;
-    for (size_t i = 0; i < n_parts; i++)
-        if (lens[i] > 0 && EVP_DigestUpdate(ctx, parts[i], lens[i]) != 1)
-            goto done;
-    if (EVP_DigestFinal_ex(ctx, digest, &dlen) == 1 && dlen == 20)
-        rc = ASTRO_OK;
-done:
-    EVP_MD_CTX_free(ctx);
-    return rc;
+    if (ctx != NULL && (EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) != 1 ||
+                        EVP_DigestUpdate(ctx, ns->b, sizeof(ns->b)) != 1)) {
+        EVP_MD_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
 }
 
-/* parts[0] must be the namespace's 16 bytes (RFC 4122 hashes namespace then name). */
+/* Finishes the digest into a version 5 UUID and frees ctx. */
 static int
-v5_from_parts(const void *const *parts, const size_t *lens, size_t n_parts,
-              struct astro_uuid *out)
+v5_finish(EVP_MD_CTX *ctx, struct astro_uuid *out)
 {
     uint8_t digest[20];
-    if (sha1_parts(parts, lens, n_parts, digest) != ASTRO_OK)
+    unsigned int dlen = 0;
+    int ok = EVP_DigestFinal_ex(ctx, digest, &dlen) == 1 && dlen == 20;
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
         return ASTRO_ERR;
     memcpy(out->b, digest, 16);
     set_version(out, 5);
@@ -106,9 +103,14 @@ v5_from_parts(const void *const *parts, const size_t *lens, size_t n_parts,
 int
 astro_uuid_v5(const struct astro_uuid *ns, const void *name, size_t len, struct astro_uuid *out)
 {
-    const void *parts[2] = {ns->b, name};
-    size_t lens[2] = {sizeof(ns->b), len};
-    return v5_from_parts(parts, lens, 2, out);
+    EVP_MD_CTX *ctx = v5_start(ns);
+    if (ctx == NULL)
+        return ASTRO_ERR;
+    if (len > 0 && EVP_DigestUpdate(ctx, name, len) != 1) {
+        EVP_MD_CTX_free(ctx);
+        return ASTRO_ERR;
+    }
+    return v5_finish(ctx, out);
 }
 
 static int
@@ -118,37 +120,36 @@ cmp_str(const void *a, const void *b)
 }
 
 /* The name is hashed piecewise (namespace, rule, then "\n" + id for each sorted id), so no
- * joined string is ever built. */
+ * joined string is ever built; the sort works on a stack copy of the id pointers for the usual
+ * handful of sources (leaflet calls this once per match). */
 int
 astro_uuid_derive(const char *rule, const char *const *ids, size_t n, struct astro_uuid *out)
 {
     struct astro_uuid ns;
     if (astro_uuid_parse(ASTRO_UUID_NAMESPACE, ASTRO_UUID_STR_LEN, &ns) != ASTRO_OK)
         return ASTRO_ERR;
-    size_t n_parts = 2 + 2 * n;
-    const char **sorted = malloc((n ? n : 1) * sizeof(*sorted));
-    const void **parts = malloc(n_parts * sizeof(*parts));
-    size_t *lens = malloc(n_parts * sizeof(*lens));
-    int rc = ASTRO_ERR;
-    if (sorted == NULL || parts == NULL || lens == NULL)
-        goto done;
-    if (n > 0)
+    const char *local[16];
+    const char **sorted = n <= ASTRO_ARRAY_LEN(local) ? local : malloc(n * sizeof(*sorted));
+    if (sorted == NULL)
+        return ASTRO_ERR;
+    if (n > 0) {
         memcpy(sorted, ids, n * sizeof(*sorted));
-    qsort(sorted, n, sizeof(*sorted), cmp_str);
-    parts[0] = ns.b;
-    lens[0] = sizeof(ns.b);
-    parts[1] = rule;
-    lens[1] = strlen(rule);
-    for (size_t i = 0; i < n; i++) {
-        parts[2 + 2 * i] = "\n";
-        lens[2 + 2 * i] = 1;
-        parts[3 + 2 * i] = sorted[i];
-        lens[3 + 2 * i] = strlen(sorted[i]);
+        qsort(sorted, n, sizeof(*sorted), cmp_str);
     }
-    rc = v5_from_parts(parts, lens, n_parts, out);
+    int rc = ASTRO_ERR;
+    EVP_MD_CTX *ctx = v5_start(&ns);
+    if (ctx == NULL)
+        goto done;
+    bool fed = EVP_DigestUpdate(ctx, rule, strlen(rule)) == 1;
+    for (size_t i = 0; fed && i < n; i++)
+        fed = EVP_DigestUpdate(ctx, "\n", 1) == 1 &&
+              EVP_DigestUpdate(ctx, sorted[i], strlen(sorted[i])) == 1;
+    if (fed)
+        rc = v5_finish(ctx, out);
+    else
+        EVP_MD_CTX_free(ctx);
 done:
-    free(sorted);
-    free(parts);
-    free(lens);
+    if (sorted != local)
+        free(sorted);
     return rc;
 }

@@ -263,14 +263,15 @@ wsraw_send_bytes(struct wsraw *w, const void *buf, size_t len)
 
 /* ---- HTTP heads and bodies ----------------------------------------------------------- */
 
-/* Waits for a complete head ("...\r\n\r\n") at the front of rbuf; returns its length. */
+/* Waits until delim is buffered at the front of rbuf (within WSRAW_MAX_HEAD bytes); stores the
+ * offset of delim in *at. */
 static int
-read_head(struct wsraw *w, int64_t deadline, size_t *head_len)
+read_until(struct wsraw *w, int64_t deadline, const char *delim, size_t *at)
 {
     for (;;) {
-        unsigned char *end = buffered_find(w, "\r\n\r\n");
-        if (end != NULL) {
-            *head_len = (size_t)(end - w->rbuf) + 4;
+        unsigned char *hit = buffered_find(w, delim);
+        if (hit != NULL) {
+            *at = (size_t)(hit - w->rbuf);
             return 0;
         }
         if (w->rlen > WSRAW_MAX_HEAD) {
@@ -283,6 +284,16 @@ read_head(struct wsraw *w, int64_t deadline, size_t *head_len)
         if (got <= 0)
             return -1;
     }
+}
+
+/* Waits for a complete head ("...\r\n\r\n") at the front of rbuf; returns its length. */
+static int
+read_head(struct wsraw *w, int64_t deadline, size_t *head_len)
+{
+    if (read_until(w, deadline, "\r\n\r\n", head_len) != 0)
+        return -1;
+    *head_len += 4;
+    return 0;
 }
 
 /* "HTTP/1.x NNN ..." -> NNN, or -1 (EPROTO). */
@@ -357,22 +368,7 @@ read_body_length(struct wsraw *w, uint64_t n, char *body, size_t body_size, int6
 static int
 read_line(struct wsraw *w, int64_t deadline, size_t *line_len)
 {
-    for (;;) {
-        unsigned char *eol = buffered_find(w, "\r\n");
-        if (eol != NULL) {
-            *line_len = (size_t)(eol - w->rbuf);
-            return 0;
-        }
-        if (w->rlen > WSRAW_MAX_HEAD) {
-            errno = EMSGSIZE;
-            return -1;
-        }
-        ssize_t got = fill(w, deadline);
-        if (got == 0)
-            errno = ECONNRESET;
-        if (got <= 0)
-            return -1;
-    }
+    return read_until(w, deadline, "\r\n", line_len);
 }
 
 static int

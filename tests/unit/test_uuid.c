@@ -1,6 +1,7 @@
 /* UUID parsing, formatting, v4, v5 (RFC 4122 vector) and the multi-event id derivation. */
 #include <check.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "astro/uuid.h"
@@ -111,6 +112,31 @@ START_TEST(test_derive_order_independent)
 }
 END_TEST
 
+/* More sources than derive's stack copy holds: the id must still be v5 of "rule\n" + the sorted
+ * ids joined by "\n", whatever order they come in. */
+START_TEST(test_derive_many_ids_equals_v5_of_joined_name)
+{
+    enum { N = 40 };
+    char names[N][8];
+    const char *fwd[N], *rev[N];
+    char joined[16 + N * 8] = "rule";
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof(names[i]), "e%02d", i);
+        fwd[i] = names[i];
+        rev[N - 1 - i] = names[i];
+        strcat(joined, "\n");
+        strcat(joined, names[i]);
+    }
+    struct astro_uuid ns, want, a, b;
+    ck_assert_int_eq(astro_uuid_parse(ASTRO_UUID_NAMESPACE, ASTRO_UUID_STR_LEN, &ns), ASTRO_OK);
+    ck_assert_int_eq(astro_uuid_v5(&ns, joined, strlen(joined), &want), ASTRO_OK);
+    ck_assert_int_eq(astro_uuid_derive("rule", fwd, N, &a), ASTRO_OK);
+    ck_assert_int_eq(astro_uuid_derive("rule", rev, N, &b), ASTRO_OK);
+    ck_assert_mem_eq(a.b, want.b, 16);
+    ck_assert_mem_eq(b.b, want.b, 16);
+}
+END_TEST
+
 static Suite *
 uuid_suite(void)
 {
@@ -121,6 +147,7 @@ uuid_suite(void)
     tcase_add_test(tc, test_v4);
     tcase_add_test(tc, test_derive_matches_reference);
     tcase_add_test(tc, test_derive_order_independent);
+    tcase_add_test(tc, test_derive_many_ids_equals_v5_of_joined_name);
     suite_add_tcase(s, tc);
     return s;
 }
