@@ -3,7 +3,6 @@
  * subscribers are raw wsraw clients and civetweb's WebSocket client. The prediction round trip
  * goes through the real astro-ingest (ASTRO_INGEST_BIN) to an edge connection. */
 #include <check.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -16,7 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <civetweb.h>
 #include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 
@@ -28,6 +26,7 @@
 #include "astro/time.h"
 #include "servers.h"
 #include "spawn.h"
+#include "cwclient.h"
 #include "wsraw.h"
 
 #define KEY "bc-read-key-0123456789abcdef"
@@ -773,69 +772,20 @@ END_TEST
 
 /* ---- civetweb's client, SIGTERM ---- */
 
-struct cw_state {
-    pthread_mutex_t lock;
-    char got[8][1024];
-    int n;
-};
-
-static int
-cw_data(struct mg_connection *conn, int flags, char *data, size_t len, void *user)
-{
-    struct cw_state *st = user;
-    (void)conn;
-    if ((flags & 0xf) == 1) {
-        pthread_mutex_lock(&st->lock);
-        if (st->n < 8)
-            snprintf(st->got[st->n++], sizeof(st->got[0]), "%.*s", (int)len, data);
-        pthread_mutex_unlock(&st->lock);
-    }
-    return 1;
-}
-
-static int
-cw_wait(struct cw_state *st, int n)
-{
-    long until = now_ms() + T_MS;
-    int have = 0;
-    while (now_ms() < until && have < n) {
-        usleep(5000);
-        pthread_mutex_lock(&st->lock);
-        have = st->n;
-        pthread_mutex_unlock(&st->lock);
-    }
-    return have;
-}
-
 START_TEST(civetweb_client_then_sigterm_1001)
 {
-    void *lib = dlopen("libcivetweb.so.1", RTLD_NOW);
-    ck_assert_msg(lib != NULL, "%s", dlerror());
-#define LOAD(var, name)                                                                         \
-    do {                                                                                        \
-        void *sym_ = dlsym(lib, name);                                                          \
-        memcpy(&(var), &sym_, sizeof(var));                                                     \
-    } while (0)
-    unsigned (*init)(unsigned);
-    __typeof__(mg_connect_websocket_client) *connect_fn;
-    __typeof__(mg_close_connection) *close_fn;
-    LOAD(init, "mg_init_library");
-    LOAD(connect_fn, "mg_connect_websocket_client");
-    LOAD(close_fn, "mg_close_connection");
-    ck_assert(init != NULL && connect_fn != NULL && close_fn != NULL);
-    init(0);
-    struct cw_state st = {.lock = PTHREAD_MUTEX_INITIALIZER};
     char err[256] = "";
-    struct mg_connection *conn =
-        connect_fn("127.0.0.1", port, 0, err, sizeof(err),
-                   "/stream/ws?api_key=" KEY "&stream=mono&key=cw", NULL, cw_data, NULL, &st);
-    ck_assert_msg(conn != NULL, "civetweb: %s", err);
-    ck_assert_int_eq(cw_wait(&st, 1), 1);
-    ck_assert_msg(strstr(st.got[0], "\"subscribed\"") != NULL, "%s", st.got[0]);
+    struct cwclient *c =
+        cwclient_connect(port, "/stream/ws?api_key=" KEY "&stream=mono&key=cw", err, sizeof(err));
+    ck_assert_msg(c != NULL, "civetweb: %s", err);
+    ck_assert_int_eq(cwclient_wait(c, 1, T_MS), 1);
+    ck_assert_msg(strstr(cwclient_message(c, 0), "\"subscribed\"") != NULL, "%s",
+                  cwclient_message(c, 0));
     xadd_mono("cw-1", "cw", "A");
-    ck_assert_int_eq(cw_wait(&st, 2), 2);
-    ck_assert_msg(strstr(st.got[1], "\"event_id\":\"cw-1\"") != NULL, "%s", st.got[1]);
-    close_fn(conn);
+    ck_assert_int_eq(cwclient_wait(c, 2, T_MS), 2);
+    ck_assert_msg(strstr(cwclient_message(c, 1), "\"event_id\":\"cw-1\"") != NULL, "%s",
+                  cwclient_message(c, 1));
+    cwclient_close(c);
     /* SIGTERM: a subscriber is closed 1001 and the daemon exits 0 */
     struct wsraw *w = subscribe("/stream/ws?api_key=" KEY);
     kill(bc_pid, SIGTERM);

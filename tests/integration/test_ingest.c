@@ -3,7 +3,6 @@
  * WebSocket client and curl. Every acknowledged id is looked up in the stream itself. Each test
  * starts its own redis-server and daemon (checked fixture: they belong to the forked test). */
 #include <check.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -16,7 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <civetweb.h>
 #include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 
@@ -25,6 +23,7 @@
 #include "astro/redis.h"
 #include "servers.h"
 #include "spawn.h"
+#include "cwclient.h"
 #include "wsraw.h"
 
 #define KEY "test-bootstrap-key-0123456789"
@@ -891,75 +890,24 @@ END_TEST
 
 /* ---- civetweb's WebSocket client ---- */
 
-struct cw_state {
-    pthread_mutex_t lock;
-    char got[8][512];
-    int n;
-};
-
-static int
-cw_data(struct mg_connection *conn, int flags, char *data, size_t len, void *user)
-{
-    struct cw_state *st = user;
-    (void)conn;
-    if ((flags & 0xf) == 1) {
-        pthread_mutex_lock(&st->lock);
-        if (st->n < 8)
-            snprintf(st->got[st->n++], sizeof(st->got[0]), "%.*s", (int)len, data);
-        pthread_mutex_unlock(&st->lock);
-    }
-    return 1;
-}
-
-static int
-cw_wait(struct cw_state *st, int n)
-{
-    long until = now_ms() + T_MS;
-    int have = 0;
-    while (now_ms() < until && have < n) {
-        usleep(5000);
-        pthread_mutex_lock(&st->lock);
-        have = st->n;
-        pthread_mutex_unlock(&st->lock);
-    }
-    return have;
-}
-
 START_TEST(civetweb_client_auth_event_ack)
 {
-    void *lib = dlopen("libcivetweb.so.1", RTLD_NOW);
-    ck_assert_msg(lib != NULL, "%s", dlerror());
-#define LOAD(var, name)                                                                         \
-    do {                                                                                        \
-        void *sym_ = dlsym(lib, name);                                                          \
-        memcpy(&(var), &sym_, sizeof(var));                                                     \
-    } while (0)
-    unsigned (*init)(unsigned);
-    __typeof__(mg_connect_websocket_client) *connect_fn;
-    __typeof__(mg_websocket_client_write) *write_fn;
-    __typeof__(mg_close_connection) *close_fn;
-    LOAD(init, "mg_init_library");
-    LOAD(connect_fn, "mg_connect_websocket_client");
-    LOAD(write_fn, "mg_websocket_client_write");
-    LOAD(close_fn, "mg_close_connection");
-    ck_assert(init != NULL && connect_fn != NULL && write_fn != NULL && close_fn != NULL);
-    init(0);
-    struct cw_state st = {.lock = PTHREAD_MUTEX_INITIALIZER};
     char err[256] = "";
-    struct mg_connection *conn = connect_fn("127.0.0.1", port, 0, err, sizeof(err), "/stream",
-                                            NULL, cw_data, NULL, &st);
-    ck_assert_msg(conn != NULL, "civetweb: %s", err);
-    const char *auth = "{\"type\":\"auth\",\"api_key\":\"" KEY "\",\"user_id\":\"cw_user\"}";
-    ck_assert_int_gt(write_fn(conn, MG_WEBSOCKET_OPCODE_TEXT, auth, strlen(auth)), 0);
-    ck_assert_int_eq(cw_wait(&st, 1), 1);
-    ck_assert_msg(strstr(st.got[0], "\"auth_ok\"") != NULL, "%s", st.got[0]);
-    const char *ev = "{\"type\":\"event\",\"seq\":1,\"event_id\":\"cw-1\",\"source_stream\":"
-                     "\"s\",\"event_type\":\"A\",\"value\":1}";
-    ck_assert_int_gt(write_fn(conn, MG_WEBSOCKET_OPCODE_TEXT, ev, strlen(ev)), 0);
-    ck_assert_int_eq(cw_wait(&st, 2), 2);
-    ck_assert_msg(strstr(st.got[1], "\"event_ids\":[\"cw-1\"]") != NULL, "%s", st.got[1]);
+    struct cwclient *c = cwclient_connect(port, "/stream", err, sizeof(err));
+    ck_assert_msg(c != NULL, "civetweb: %s", err);
+    ck_assert_int_eq(cwclient_send_text(c, "{\"type\":\"auth\",\"api_key\":\"" KEY
+                                           "\",\"user_id\":\"cw_user\"}"), 0);
+    ck_assert_int_eq(cwclient_wait(c, 1, T_MS), 1);
+    ck_assert_msg(strstr(cwclient_message(c, 0), "\"auth_ok\"") != NULL, "%s",
+                  cwclient_message(c, 0));
+    ck_assert_int_eq(cwclient_send_text(c, "{\"type\":\"event\",\"seq\":1,\"event_id\":"
+                                           "\"cw-1\",\"source_stream\":\"s\",\"event_type\":"
+                                           "\"A\",\"value\":1}"), 0);
+    ck_assert_int_eq(cwclient_wait(c, 2, T_MS), 2);
+    ck_assert_msg(strstr(cwclient_message(c, 1), "\"event_ids\":[\"cw-1\"]") != NULL, "%s",
+                  cwclient_message(c, 1));
     ck_assert(stream_has_id("cw-1", NULL));
-    close_fn(conn);
+    cwclient_close(c);
 }
 END_TEST
 

@@ -3,7 +3,6 @@
  * WebSocket client. Every limit and RFC 6455 rule is checked with the exact status or close
  * code a client would see. Short deadlines keep the suite fast; every wait is bounded. */
 #include <check.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -17,7 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <civetweb.h>
 #include <event2/event.h>
 
 #include "astro/http.h"
@@ -25,6 +23,7 @@
 #include "astro/loop.h"
 #include "astro/metrics.h"
 #include "astro/ws.h"
+#include "cwclient.h"
 #include "wsraw.h"
 
 #define T_MS 2000 /* generous client-side timeout for answers expected at once */
@@ -894,73 +893,17 @@ START_TEST(shutdown_with_clients_connected)
 }
 END_TEST
 
-/* ---- civetweb's WebSocket client, loaded at run time (the suite links only the harness) ---- */
-
-struct cw_state {
-    pthread_mutex_t lock;
-    char got[64];
-    int closed;
-};
-
-static int
-cw_data(struct mg_connection *conn, int flags, char *data, size_t len, void *user)
-{
-    struct cw_state *st = user;
-    (void)conn;
-    if ((flags & 0xf) == 1) {
-        pthread_mutex_lock(&st->lock);
-        snprintf(st->got, sizeof(st->got), "%.*s", (int)len, data);
-        pthread_mutex_unlock(&st->lock);
-    }
-    return 1;
-}
-
-static void
-cw_close(const struct mg_connection *conn, void *user)
-{
-    struct cw_state *st = user;
-    (void)conn;
-    pthread_mutex_lock(&st->lock);
-    st->closed = 1;
-    pthread_mutex_unlock(&st->lock);
-}
+/* ---- civetweb's WebSocket client ---- */
 
 START_TEST(ws_civetweb_client_echo)
 {
-    void *lib = dlopen("libcivetweb.so.1", RTLD_NOW);
-    ck_assert_msg(lib != NULL, "%s", dlerror());
-    /* POSIX allows dlsym's object pointer to be a function pointer; ISO C needs the memcpy. */
-#define LOAD(var, name)                                                                         \
-    do {                                                                                        \
-        void *sym_ = dlsym(lib, name);                                                          \
-        memcpy(&(var), &sym_, sizeof(var));                                                     \
-    } while (0)
-    unsigned (*init)(unsigned);
-    __typeof__(mg_connect_websocket_client) *connect;
-    __typeof__(mg_websocket_client_write) *write_fn;
-    __typeof__(mg_close_connection) *close_fn;
-    LOAD(init, "mg_init_library");
-    LOAD(connect, "mg_connect_websocket_client");
-    LOAD(write_fn, "mg_websocket_client_write");
-    LOAD(close_fn, "mg_close_connection");
-    ck_assert(init != NULL && connect != NULL && write_fn != NULL && close_fn != NULL);
-    init(0);
-    struct cw_state st = {.lock = PTHREAD_MUTEX_INITIALIZER};
     char err[256] = "";
-    struct mg_connection *conn = connect("127.0.0.1", port, 0, err, sizeof(err), "/ws", NULL,
-                                         cw_data, cw_close, &st);
-    ck_assert_msg(conn != NULL, "civetweb: %s", err);
-    ck_assert_int_gt(write_fn(conn, MG_WEBSOCKET_OPCODE_TEXT, "from civetweb", 13), 0);
-    long until = now_ms() + T_MS;
-    char got[64] = "";
-    while (now_ms() < until && got[0] == '\0') {
-        usleep(5000);
-        pthread_mutex_lock(&st.lock);
-        memcpy(got, st.got, sizeof(got));
-        pthread_mutex_unlock(&st.lock);
-    }
-    ck_assert_str_eq(got, "from civetweb");
-    close_fn(conn);
+    struct cwclient *c = cwclient_connect(port, "/ws", err, sizeof(err));
+    ck_assert_msg(c != NULL, "civetweb: %s", err);
+    ck_assert_int_eq(cwclient_send_text(c, "from civetweb"), 0);
+    ck_assert_int_eq(cwclient_wait(c, 1, T_MS), 1);
+    ck_assert_str_eq(cwclient_message(c, 0), "from civetweb");
+    cwclient_close(c);
 }
 END_TEST
 
