@@ -29,25 +29,18 @@ static int request(struct bc_sub *s, uint32_t slot);
 static void
 send_entry(struct bc_sub *s, uint32_t slot, const redisReply *e)
 {
-    struct astro_event ev;
-    struct bc_item it = {.kind = (int)(slot % 2), .part = slot / 2};
-    char err[160], tok[2 * BC_MAX_PARTITIONS * 30];
-    const redisReply *fields = e->element[1];
+    struct bc_entry en;
+    struct bc_item it = {.kind = (int)(slot % BC_KINDS), .part = slot / BC_KINDS};
+    char err[160], tok[BC_SLOTS * 30];
     if (bc_id_parse(e->element[0]->str, e->element[0]->len, &it.id) != ASTRO_OK)
         return;
     s->seen.id[slot] = it.id;
-    memset(&ev, 0, sizeof(ev));
-    if (fields->type != REDIS_REPLY_ARRAY ||
-        astro_event_stream_decode(fields->element, fields->elements, &ev, err, sizeof(err)) !=
-            ASTRO_OK)
+    if (bc_entry_decode(it.kind, e->element[1], &en, err, sizeof(err)) != ASTRO_OK)
         return;
-    it.src = ev.src;
-    it.key = ev.key;
-    it.type = ev.type;
-    it.rule = ev.rule;
+    bc_entry_view(&en, &it);
     if (bc_filter_match(&s->f, &it)) {
         bc_token_encode(&s->seen, tok, sizeof(tok));
-        char *text = bc_event_message(&ev, it.kind == BC_KIND_MONO ? "mono" : "multi", tok);
+        char *text = bc_entry_message(&en, tok);
         struct astro_ws_msg *m =
             text != NULL ? astro_ws_msg_new(ASTRO_WS_TEXT, text, strlen(text)) : NULL;
         free(text);
@@ -55,7 +48,7 @@ send_entry(struct bc_sub *s, uint32_t slot, const redisReply *e)
             astro_counter_inc(s->lp->ctx->m.backfilled);
         astro_ws_msg_unref(m);
     }
-    astro_event_cleanup(&ev);
+    bc_entry_cleanup(&en);
 }
 
 static void
@@ -101,8 +94,7 @@ request(struct bc_sub *s, uint32_t slot)
 {
     char name[40], start[64], count[24];
     struct page *pg = malloc(sizeof(*pg));
-    if (pg == NULL ||
-        astro_stream_key(name, sizeof(name), slot % 2 ? "multi" : "mono", slot / 2) != ASTRO_OK)
+    if (pg == NULL || bc_slot_stream(slot, name, sizeof(name)) != ASTRO_OK)
         goto fail;
     snprintf(start, sizeof(start), "(%" PRIu64 "-%" PRIu64, s->seen.id[slot].ms,
              s->seen.id[slot].seq);
@@ -123,16 +115,16 @@ fail:
 static bool
 wanted(const struct bc_sub *s, uint32_t slot)
 {
-    if (!(slot % 2 == BC_KIND_MONO ? s->f.mono : s->f.multi))
+    if (!bc_filter_wants_kind(&s->f, (int)(slot % BC_KINDS)))
         return false;
     return s->f.key == NULL ||
-           slot / 2 == astro_partition_of(s->f.key, strlen(s->f.key), s->seen.parts);
+           slot / BC_KINDS == astro_partition_of(s->f.key, strlen(s->f.key), s->seen.parts);
 }
 
 void
 bc_backfill_start(struct bc_sub *s)
 {
-    uint32_t n = 2 * s->seen.parts;
+    uint32_t n = BC_KINDS * s->seen.parts;
     s->backfill_pending = 1; /* held until every request is out */
     for (uint32_t slot = 0; slot < n; slot++) {
         if (!wanted(s, slot))

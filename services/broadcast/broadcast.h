@@ -15,7 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "astro/agg.h"
 #include "astro/apikey.h"
+#include "astro/event.h"
 #include "astro/service.h"
 
 struct event;
@@ -25,11 +27,16 @@ struct astro_ws_conn;
 struct astro_ws_msg;
 struct astro_redis_async;
 struct astro_event;
+struct redisReply;
 
 #define BC_MAX_PARTITIONS 64 /* ASTRO_PARTITIONS above this is refused */
 #define BC_BUCKETS 1024
+/* Stream kinds; the streams of partition p are slots BC_KINDS * p + kind. */
 #define BC_KIND_MONO 0
 #define BC_KIND_MULTI 1
+#define BC_KIND_CANDLE 2 /* astro:agg:{p}: closed candles (issue 9) */
+#define BC_KINDS 3
+#define BC_SLOTS (BC_KINDS * BC_MAX_PARTITIONS)
 
 struct bc_config {
     struct astro_service_config svc;
@@ -51,11 +58,17 @@ struct bc_id {
     uint64_t ms, seq;
 };
 
-/* The last id seen on every stream: slot 2*p + kind. */
+/* The last id seen on every stream: slot BC_KINDS * p + kind. */
 struct bc_pos {
     uint32_t parts;
-    struct bc_id id[2 * BC_MAX_PARTITIONS];
+    struct bc_id id[BC_SLOTS];
 };
+
+static inline uint32_t
+bc_slot(uint32_t part, int kind)
+{
+    return BC_KINDS * part + (uint32_t)kind;
+}
 
 /* Parses "ms-seq" (len bytes, no terminator needed). */
 int bc_id_parse(const char *s, size_t len, struct bc_id *out) ASTRO_MUST_CHECK;
@@ -75,8 +88,9 @@ enum bc_route { BC_ROUTE_STREAM, BC_ROUTE_STATS, BC_ROUTE_USER };
 
 /* NULL strings match anything. Strings owned by the filter (bc_filter_cleanup()). */
 struct bc_filter {
-    bool mono, multi;
+    bool mono, multi, candles;
     char *src, *key, *type, *rule;
+    char *tf; /* candles: timeframe label */
     char *api_key;  /* from the query, if any */
     bool has_since;
     bool drop_oldest;
@@ -102,9 +116,12 @@ struct bc_item {
     int kind;                 /* BC_KIND_* */
     uint32_t part;
     struct bc_id id;
-    char *src, *key, *type, *rule; /* rule NULL for mono */
+    char *src, *key, *type, *rule; /* rule NULL for mono; src and rule NULL for candles */
+    char *tf;                      /* candles only */
 };
 
+/* Whether f takes items of a stream kind at all (BC_KIND_*). */
+bool bc_filter_wants_kind(const struct bc_filter *f, int kind);
 bool bc_filter_match(const struct bc_filter *f, const struct bc_item *it);
 
 /* ---- the process ---- */
@@ -173,9 +190,28 @@ struct bc_loop *bc_loop_of(struct bc_ctx *ctx, struct astro_loop *l);
 /* reader.c: starts/stops the reader thread. */
 int bc_reader_start(struct bc_ctx *ctx, char *err, size_t errlen) ASTRO_MUST_CHECK;
 void bc_reader_stop(struct bc_ctx *ctx);
-/* Builds the JSON message of one event: {"type":"event","stream":..,"position":..,"event":..}.
- * Returns a malloc'ed string or NULL. */
-char *bc_event_message(const struct astro_event *ev, const char *kind, const char *token);
+
+/* entry.c: one stream entry as the reader and a resume backfill see it. */
+struct bc_entry {
+    int kind;
+    struct astro_event ev;  /* mono, multi */
+    struct astro_candle c;  /* candles */
+};
+/* The stream key of a slot ("astro:mono:{3}", "astro:multi:{3}", "astro:agg:{3}"). */
+int bc_slot_stream(uint32_t slot, char *out, size_t size) ASTRO_MUST_CHECK;
+/* Decodes the field/value array of an entry on a stream of the given kind. ASTRO_ERR with a
+ * reason for an entry that does not decode (e is then clean). */
+int bc_entry_decode(int kind, const struct redisReply *fields, struct bc_entry *e, char *err,
+                    size_t errlen) ASTRO_MUST_CHECK;
+/* The strings filters look at, borrowed from e (view) or moved out of it (take: the item then
+ * owns them; bc_batch_unref frees them). */
+void bc_entry_view(const struct bc_entry *e, struct bc_item *it);
+void bc_entry_take(struct bc_entry *e, struct bc_item *it);
+/* The message subscribers get, as a malloc'ed JSON text, or NULL:
+ * {"type":"event","stream":"mono"|"multi","position":..,"event":{..}} or
+ * {"type":"candle","stream":"candles","position":..,"candle":{..}}. */
+char *bc_entry_message(const struct bc_entry *e, const char *token);
+void bc_entry_cleanup(struct bc_entry *e);
 
 /* fanout.c: what the reader posts to a loop (malloc'ed; the loop frees it and drops its
  * reference to b). */

@@ -27,7 +27,7 @@ send_items(struct bc_sub *s, const struct bc_batch *b)
 {
     for (size_t i = 0; i < b->n && s->ws != NULL; i++) {
         const struct bc_item *it = &b->items[i];
-        uint32_t slot = 2 * it->part + (uint32_t)it->kind;
+        uint32_t slot = bc_slot(it->part, it->kind);
         if (!bc_filter_match(&s->f, it) || bc_id_cmp(it->id, s->seen.id[slot]) <= 0)
             continue;
         if (!bc_fanout_send(s, it->msg))
@@ -114,7 +114,7 @@ bc_index_remove(struct bc_sub *s)
 static void
 offer_item(struct bc_sub *s, struct bc_batch *b, const struct bc_item *it)
 {
-    uint32_t slot = 2 * it->part + (uint32_t)it->kind;
+    uint32_t slot = bc_slot(it->part, it->kind);
     if (s->ws == NULL)
         return;
     if (!s->live) {

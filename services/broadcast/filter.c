@@ -4,14 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "astro/agg.h"
 #include "astro/event.h"
 #include "broadcast.h"
 
-enum { P_STREAM, P_SRC, P_KEY, P_TYPE, P_RULE, P_SINCE, P_APIKEY, P_SLOW, P_COUNT };
+enum { P_STREAM, P_SRC, P_KEY, P_TYPE, P_RULE, P_SINCE, P_APIKEY, P_SLOW, P_TF, P_COUNT };
 
-static const char *const names[P_COUNT] = {"stream",           "source_stream", "key",
-                                           "event_type",       "correlation_rule", "since",
-                                           "api_key",          "slow"};
+static const char *const names[P_COUNT] = {"stream",     "source_stream",    "key",
+                                           "event_type", "correlation_rule", "since",
+                                           "api_key",    "slow",             "timeframe"};
 
 /* Which parameters each route takes (bit per P_*). */
 static unsigned
@@ -55,8 +56,16 @@ apply(struct bc_filter *f, int i, const char *v, uint32_t parts, char *err, size
     case P_STREAM:
         f->mono = strcmp(v, "mono") == 0 || strcmp(v, "all") == 0;
         f->multi = strcmp(v, "multi") == 0 || strcmp(v, "all") == 0;
-        return f->mono || f->multi ? ASTRO_OK
-                                   : astro_fail(err, errlen, "stream: must be mono, multi or all");
+        f->candles = strcmp(v, "candles") == 0;
+        return f->mono || f->multi || f->candles
+                   ? ASTRO_OK
+                   : astro_fail(err, errlen, "stream: must be mono, multi, all or candles");
+    case P_TF: {
+        int64_t span;
+        if (astro_tf_parse(v, strlen(v), &span, err, errlen) != ASTRO_OK)
+            return ASTRO_ERR;
+        return (f->tf = strdup(v)) != NULL ? ASTRO_OK : astro_fail(err, errlen, "out of memory");
+    }
     case P_SRC:
         return set_name(&f->src, "source_stream", v, err, errlen);
     case P_TYPE:
@@ -107,6 +116,14 @@ bc_filter_parse(enum bc_route route, const char *user, const struct bc_param *pa
         astro_fail(err, errlen, "correlation_rule: only multi events have one");
         goto fail;
     }
+    if (f->tf != NULL && !f->candles) {
+        astro_fail(err, errlen, "timeframe: only candles have one (add stream=candles)");
+        goto fail;
+    }
+    if (f->src != NULL && f->candles) {
+        astro_fail(err, errlen, "source_stream: candles have none");
+        goto fail;
+    }
     if (user != NULL) {
         if (astro_event_check_key(user, strlen(user), 256, err, errlen) != ASTRO_OK)
             goto fail;
@@ -129,7 +146,8 @@ bc_filter_cleanup(struct bc_filter *f)
     free(f->type);
     free(f->rule);
     free(f->api_key);
-    f->src = f->key = f->type = f->rule = f->api_key = NULL;
+    free(f->tf);
+    f->src = f->key = f->type = f->rule = f->api_key = f->tf = NULL;
 }
 
 static bool
@@ -139,10 +157,20 @@ eq(const char *want, const char *have)
 }
 
 bool
+bc_filter_wants_kind(const struct bc_filter *f, int kind)
+{
+    switch (kind) {
+    case BC_KIND_MONO: return f->mono;
+    case BC_KIND_MULTI: return f->multi;
+    default: return f->candles;
+    }
+}
+
+bool
 bc_filter_match(const struct bc_filter *f, const struct bc_item *it)
 {
-    if (!(it->kind == BC_KIND_MONO ? f->mono : f->multi))
+    if (!bc_filter_wants_kind(f, it->kind))
         return false;
     return eq(f->key, it->key) && eq(f->src, it->src) && eq(f->type, it->type) &&
-           eq(f->rule, it->rule);
+           eq(f->rule, it->rule) && eq(f->tf, it->tf);
 }

@@ -1,5 +1,5 @@
 /* The one stream read path of the process: a thread with its own synchronous Redis connection
- * tails every mono and multi stream with XREAD BLOCK (no group: broadcast is a tail, it acks
+ * tails every mono, multi and candle (astro:agg) stream with XREAD BLOCK (no group: broadcast is a tail, it acks
  * nothing), encodes each entry once and posts one batch per reply to every HTTP loop. Between
  * reads it builds the stats message once a second. */
 #include <inttypes.h>
@@ -26,8 +26,8 @@ struct reader {
     struct bc_ctx *ctx;
     struct astro_redis *r;
     uint32_t parts, nstreams;
-    char names[2 * BC_MAX_PARTITIONS][32];
-    char ids[2 * BC_MAX_PARTITIONS][48];
+    char names[BC_SLOTS][32];
+    char ids[BC_SLOTS][48];
     struct bc_pos pos;
     uint64_t last_stats_ms, last_read_count;
 };
@@ -52,27 +52,10 @@ bc_batch_unref(struct bc_batch *b)
         free(it->key);
         free(it->type);
         free(it->rule);
+        free(it->tf);
     }
     astro_ws_msg_unref(b->stats);
     free(b);
-}
-
-char *
-bc_event_message(const struct astro_event *ev, const char *kind, const char *token)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON *e = astro_event_to_json(ev);
-    char *s = NULL;
-    if (o != NULL && e != NULL && cJSON_AddStringToObject(o, "type", "event") != NULL &&
-        cJSON_AddStringToObject(o, "stream", kind) != NULL &&
-        cJSON_AddStringToObject(o, "position", token) != NULL) {
-        cJSON_AddItemToObject(o, "event", e);
-        e = NULL;
-        s = cJSON_PrintUnformatted(o);
-    }
-    cJSON_Delete(e);
-    cJSON_Delete(o);
-    return s;
 }
 
 /* Hands b to every loop; the reader's own reference is dropped here. */
@@ -99,36 +82,27 @@ post_batch(struct reader *rd, struct bc_batch *b)
 static int
 make_item(struct reader *rd, uint32_t slot, const redisReply *entry, struct bc_item *it)
 {
-    struct astro_event ev;
-    char err[256], tok[2 * BC_MAX_PARTITIONS * 30];
+    struct bc_entry e;
+    char err[256], tok[BC_SLOTS * 30];
     const redisReply *id = entry->element[0], *fields = entry->element[1];
-    memset(&ev, 0, sizeof(ev));
     memset(it, 0, sizeof(*it));
     if (bc_id_parse(id->str, id->len, &it->id) == ASTRO_OK)
         rd->pos.id[slot] = it->id;
     if (fields->type == REDIS_REPLY_ARRAY &&
         astro_event_stream_is_marker(fields->element, fields->elements))
         return ASTRO_ERR; /* astro-leaflet's idle watermark marker: not an event */
-    if (fields->type != REDIS_REPLY_ARRAY ||
-        astro_event_stream_decode(fields->element, fields->elements, &ev, err, sizeof(err)) !=
-            ASTRO_OK) {
-        astro_log_warn("%s %s: undecodable, not broadcast: %s", rd->names[slot], id->str,
-                       fields->type == REDIS_REPLY_ARRAY ? err : "no fields");
+    if (bc_entry_decode((int)(slot % BC_KINDS), fields, &e, err, sizeof(err)) != ASTRO_OK) {
+        astro_log_warn("%s %s: undecodable, not broadcast: %s", rd->names[slot], id->str, err);
         astro_counter_inc(rd->ctx->m.decode_errors);
         return ASTRO_ERR;
     }
-    it->kind = (int)(slot % 2);
-    it->part = slot / 2;
+    it->part = slot / BC_KINDS;
     bc_token_encode(&rd->pos, tok, sizeof(tok));
-    char *text = bc_event_message(&ev, it->kind == BC_KIND_MONO ? "mono" : "multi", tok);
+    char *text = bc_entry_message(&e, tok);
     it->msg = text != NULL ? astro_ws_msg_new(ASTRO_WS_TEXT, text, strlen(text)) : NULL;
     free(text);
-    it->src = ev.src;
-    it->key = ev.key;
-    it->type = ev.type;
-    it->rule = ev.rule;
-    ev.src = ev.key = ev.type = ev.rule = NULL;
-    astro_event_cleanup(&ev);
+    bc_entry_take(&e, it);
+    bc_entry_cleanup(&e);
     return it->msg != NULL ? ASTRO_OK : ASTRO_ERR;
 }
 
@@ -229,7 +203,7 @@ reply_int(struct reader *rd, int argc, const char **argv)
     return v;
 }
 
-/* Sums each group's lag over the mono and multi streams into obj ("leaflet": n,
+/* Sums each group's lag over the mono, multi and candle streams into obj ("leaflet": n,
  * "archiver": n): entries added but not yet delivered to that group. */
 static void
 add_lags(struct reader *rd, cJSON *obj)
@@ -304,7 +278,7 @@ static void
 read_once(struct reader *rd)
 {
     char count[24], block[24];
-    const char *argv[6 + 4 * BC_MAX_PARTITIONS];
+    const char *argv[6 + 2 * BC_SLOTS];
     int argc = 0;
     snprintf(count, sizeof(count), "%" PRId64, rd->ctx->cfg->read_count);
     snprintf(block, sizeof(block), "%" PRId64, rd->ctx->cfg->block_ms);
@@ -354,11 +328,10 @@ bc_reader_start(struct bc_ctx *ctx, char *err, size_t errlen)
         return astro_fail(err, errlen, "out of memory");
     rd->ctx = ctx;
     rd->parts = (uint32_t)ctx->cfg->partitions;
-    rd->nstreams = 2 * rd->parts;
+    rd->nstreams = BC_KINDS * rd->parts;
     rd->pos.parts = rd->parts;
     for (uint32_t i = 0; i < rd->nstreams; i++)
-        if (astro_stream_key(rd->names[i], sizeof(rd->names[i]), i % 2 ? "multi" : "mono",
-                             i / 2) != ASTRO_OK)
+        if (bc_slot_stream(i, rd->names[i], sizeof(rd->names[i])) != ASTRO_OK)
             goto fail;
     struct astro_redis_options o = {.command_timeout_ms = (uint32_t)ctx->cfg->block_ms + 5000,
                                     .client_name = "astro-broadcast-reader",

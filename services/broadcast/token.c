@@ -1,12 +1,15 @@
 /* Position tokens: the last entry id a subscriber has seen on every stream, so since= can
- * resume each stream exactly after it. Layout before base64url (no padding): version byte 1,
- * varint P, then for each slot 2*p + kind the varints ms and seq. Opaque to clients. */
+ * resume each stream exactly after it. Layout before base64url (no padding): version byte 2,
+ * varint P, then for each slot BC_KINDS*p + kind the varints ms and seq. Opaque to clients.
+ * Version 1 (before candles, issue 9) had two kinds per partition; it is still read, with the
+ * candle streams at 0-0, so a client that resumes across an upgrade loses nothing it had. */
 #include <stdio.h>
 #include <string.h>
 
 #include "broadcast.h"
 
-#define TOKEN_VERSION 1
+#define TOKEN_VERSION 2
+#define TOKEN_VERSION_1_KINDS 2
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -74,11 +77,11 @@ get_varint(const uint8_t *p, size_t len, size_t *off, uint64_t *out)
 size_t
 bc_token_encode(const struct bc_pos *pos, char *out, size_t size)
 {
-    uint8_t raw[2 + 2 * BC_MAX_PARTITIONS * 20];
+    uint8_t raw[2 + BC_SLOTS * 20];
     size_t n = 0;
     raw[n++] = TOKEN_VERSION;
     n += put_varint(raw + n, pos->parts);
-    for (uint32_t i = 0; i < 2 * pos->parts && i < 2 * BC_MAX_PARTITIONS; i++) {
+    for (uint32_t i = 0; i < BC_KINDS * pos->parts && i < BC_SLOTS; i++) {
         n += put_varint(raw + n, pos->id[i].ms);
         n += put_varint(raw + n, pos->id[i].seq);
     }
@@ -138,22 +141,28 @@ b64_decode(const char *s, uint8_t *raw, size_t size)
 int
 bc_token_decode(const char *tok, uint32_t parts, struct bc_pos *out, char *err, size_t errlen)
 {
-    uint8_t raw[2 + 2 * BC_MAX_PARTITIONS * 20];
+    uint8_t raw[2 + BC_SLOTS * 20];
     uint64_t p = 0;
     size_t off = 1;
+    uint32_t kinds = BC_KINDS;
     if (strlen(tok) > sizeof(raw) * 4 / 3 + 4)
         return astro_fail(err, errlen, "since: token too long");
     long n = b64_decode(tok, raw, sizeof(raw));
-    if (n < 2 || raw[0] != TOKEN_VERSION)
+    if (n < 2 || (raw[0] != TOKEN_VERSION && raw[0] != 1))
         return astro_fail(err, errlen, "since: not a position token");
+    if (raw[0] == 1)
+        kinds = TOKEN_VERSION_1_KINDS;
     if (get_varint(raw, (size_t)n, &off, &p) != ASTRO_OK || p != parts)
         return astro_fail(err, errlen, "since: token is for another partition count");
     memset(out, 0, sizeof(*out));
     out->parts = parts;
-    for (uint32_t i = 0; i < 2 * parts; i++)
-        if (get_varint(raw, (size_t)n, &off, &out->id[i].ms) != ASTRO_OK ||
-            get_varint(raw, (size_t)n, &off, &out->id[i].seq) != ASTRO_OK)
-            return astro_fail(err, errlen, "since: truncated position token");
+    for (uint32_t part = 0; part < parts; part++)
+        for (uint32_t k = 0; k < kinds; k++) {
+            struct bc_id *id = &out->id[bc_slot(part, (int)k)];
+            if (get_varint(raw, (size_t)n, &off, &id->ms) != ASTRO_OK ||
+                get_varint(raw, (size_t)n, &off, &id->seq) != ASTRO_OK)
+                return astro_fail(err, errlen, "since: truncated position token");
+        }
     if (off != (size_t)n)
         return astro_fail(err, errlen, "since: trailing bytes in position token");
     return ASTRO_OK;

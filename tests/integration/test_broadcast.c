@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 
+#include "astro/agg.h"
 #include "astro/apikey.h"
 #include "astro/common.h"
 #include "astro/event.h"
@@ -422,6 +423,8 @@ static const struct {
     {"/stream/ws?since=", "since"},
     {"/stream/ws?since=AQQAAAAAAAAAAA", "since"},
     {"/stream/ws?stream=mono&correlation_rule=r1", "correlation_rule"},
+    {"/stream/ws?stream=candles&timeframe=7m", "timeframe"},
+    {"/stream/ws?timeframe=1m", "timeframe"},
     {"/stream/ws/stats?key=u1", "unknown parameter"},
     {"/subscribe/u1?key=u2", "unknown parameter"},
     {"/subscribe/u%0A1", "key"},
@@ -536,6 +539,110 @@ START_TEST(resume_after_disconnect_no_gap_no_duplicate)
     collect_ids(w, 500, ids, sizeof(ids), NULL, 0);
     expect_sequence(ids, 160, 163);
     wsraw_close(w);
+}
+END_TEST
+
+/* ---- candles (issue 9) ---- */
+
+/* XADDs a closed candle where astro-leaflet puts it (astro:agg:{p} of the key). */
+static void
+xadd_candle(const char *key, const char *tf, int64_t bucket_us, double close)
+{
+    struct astro_candle c;
+    struct astro_agg_fields f;
+    char stream[40], err[128];
+    memset(&c, 0, sizeof(c));
+    c.key = (char *)key;
+    snprintf(c.type, sizeof(c.type), "trade");
+    snprintf(c.tf, sizeof(c.tf), "%s", tf);
+    ck_assert_int_eq(astro_tf_parse(tf, strlen(tf), &c.tf_us, err, sizeof(err)), ASTRO_OK);
+    c.bucket_us = bucket_us;
+    c.open = c.low = 100;
+    c.high = 110;
+    c.close = close;
+    c.volume = 3;
+    c.vwap = 104.5;
+    c.count = 3;
+    c.n_ind = 1;
+    snprintf(c.ind[0].name, sizeof(c.ind[0].name), "sma_2");
+    c.ind[0].value = close - 1;
+    c.ind[0].has_value = c.ind[0].ready = true;
+    uint32_t p = astro_partition_of(key, strlen(key), PARTS);
+    ck_assert_int_eq(astro_stream_key(stream, sizeof(stream), "agg", p), ASTRO_OK);
+    astro_agg_fields_init(&f);
+    ck_assert_int_eq(astro_agg_fields_push(&f, "XADD", 4), ASTRO_OK);
+    ck_assert_int_eq(astro_agg_fields_push(&f, stream, strlen(stream)), ASTRO_OK);
+    ck_assert_int_eq(astro_agg_fields_push(&f, "*", 1), ASTRO_OK);
+    ck_assert_int_eq(astro_candle_stream_encode(&c, &f), ASTRO_OK);
+    redisReply *rep = redisCommandArgv(rc, f.argc, f.argv, f.argvlen);
+    ck_assert_msg(rep != NULL && rep->type == REDIS_REPLY_STRING, "XADD candle failed");
+    freeReplyObject(rep);
+    astro_agg_fields_cleanup(&f);
+}
+
+/* Reads candle messages until quiet: "key/tf/close" joined by ','; the last position. */
+static void
+collect_candles(struct wsraw *w, int quiet_ms, char *out, size_t size, char *pos, size_t possz)
+{
+    cJSON *m;
+    out[0] = '\0';
+    while ((m = recv_json(w, quiet_ms)) != NULL) {
+        ck_assert_str_eq(jstr(m, "type"), "candle");
+        ck_assert_str_eq(jstr(m, "stream"), "candles");
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "candle");
+        const cJSON *close = cJSON_GetObjectItemCaseSensitive(c, "close");
+        const cJSON *sma = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "indicators"),
+                                             "sma_2"),
+            "value");
+        ck_assert(cJSON_IsNumber(close) && cJSON_IsNumber(sma));
+        ck_assert(sma->valuedouble == close->valuedouble - 1);
+        ck_assert_str_eq(jstr(c, "event_type"), "trade");
+        size_t n = strlen(out);
+        snprintf(out + n, size - n, "%s%s/%s/%g", n ? "," : "", jstr(c, "key"),
+                 jstr(c, "timeframe"), close->valuedouble);
+        if (pos != NULL)
+            snprintf(pos, possz, "%s", jstr(m, "position"));
+        cJSON_Delete(m);
+    }
+}
+
+START_TEST(candles_filtered_by_key_and_timeframe_and_resumed)
+{
+    const int64_t b = INT64_C(1796090400000000); /* 2026-12-01T02:00:00Z */
+    struct wsraw *btc1m = subscribe("/stream/ws?api_key=" KEY "&stream=candles&key=BTC&timeframe=1m");
+    struct wsraw *every = subscribe("/stream/ws?api_key=" KEY "&stream=candles");
+    struct wsraw *events = subscribe("/stream/ws?api_key=" KEY);
+    xadd_candle("BTC", "1m", b, 101);
+    xadd_candle("BTC", "5m", b, 102);
+    xadd_candle("ETH", "1m", b, 103);
+    xadd_candle("BTC", "1m", b + 60000000, 104);
+    xadd_mono("e-after-candles", "BTC", "trade");
+    char got[512], pos[4096], path[4600];
+    collect_candles(btc1m, 500, got, sizeof(got), pos, sizeof(pos));
+    ck_assert_str_eq(got, "BTC/1m/101,BTC/1m/104");
+    collect_candles(every, 300, got, sizeof(got), NULL, 0);
+    ck_assert_msg(strlen(got) == strlen("BTC/1m/101,BTC/5m/102,ETH/1m/103,BTC/1m/104") &&
+                      strstr(got, "ETH/1m/103") && strstr(got, "BTC/5m/102"), "%s", got);
+    /* the event subscriber (no stream=) gets the event and no candle */
+    cJSON *m = recv_json(events, T_MS);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_str_eq(jstr(m, "type"), "event");
+    ck_assert_str_eq(event_id(m), "e-after-candles");
+    cJSON_Delete(m);
+    ck_assert_ptr_null(recv_json(events, 300));
+    /* resume from the last position seen: the candle added while away comes once, then live */
+    wsraw_close(btc1m);
+    xadd_candle("BTC", "1m", b + 120000000, 105);
+    snprintf(path, sizeof(path),
+             "/stream/ws?api_key=" KEY "&stream=candles&key=BTC&timeframe=1m&since=%s", pos);
+    btc1m = subscribe(path);
+    xadd_candle("BTC", "1m", b + 180000000, 106);
+    collect_candles(btc1m, 500, got, sizeof(got), NULL, 0);
+    ck_assert_str_eq(got, "BTC/1m/105,BTC/1m/106");
+    wsraw_close(btc1m);
+    wsraw_close(every);
+    wsraw_close(events);
 }
 END_TEST
 
@@ -834,6 +941,7 @@ broadcast_suite(void)
         {"auth_failures", auth_failures_close_1008, 20, 1},
         {"hostile", hostile_parameters_400_before_upgrade, 20, (int)ASTRO_ARRAY_LEN(hostile)},
         {"resume", resume_after_disconnect_no_gap_no_duplicate, 30, 1},
+        {"candles", candles_filtered_by_key_and_timeframe_and_resumed, 30, 1},
         {"stats", stats_once_a_second, 20, 1},
         {"slow_consumer", stalled_subscriber_cut_off_others_in_time, 90, 1},
         {"prediction", prediction_round_trip_to_the_edge, 30, 1},

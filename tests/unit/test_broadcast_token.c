@@ -13,7 +13,7 @@ setup(void)
 {
     memset(&pos, 0, sizeof(pos));
     pos.parts = 16;
-    for (uint32_t i = 0; i < 32; i++) {
+    for (uint32_t i = 0; i < BC_KINDS * 16; i++) {
         pos.id[i].ms = 1700000000000ull + i * 7919;
         pos.id[i].seq = i % 3;
     }
@@ -34,7 +34,7 @@ START_TEST(token_round_trip)
     ck_assert_uint_eq(strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
                       n);
     ck_assert_int_eq(bc_token_decode(tok, 16, &back, err, sizeof(err)), ASTRO_OK);
-    for (uint32_t i = 0; i < 32; i++) {
+    for (uint32_t i = 0; i < BC_KINDS * 16; i++) {
         ck_assert_int_eq(bc_id_cmp(pos.id[i], back.id[i]), 0);
     }
     /* a deployment with another P cannot use it */
@@ -68,6 +68,25 @@ START_TEST(token_trailing_bytes_refused)
     ck_assert_int_eq(bc_token_decode(tok, 1, &back, err, sizeof(err)), ASTRO_OK);
     snprintf(longer, sizeof(longer), "%sAAAA", tok);
     ck_assert_int_eq(bc_token_decode(longer, 1, &back, err, sizeof(err)), ASTRO_ERR);
+}
+END_TEST
+
+/* A version-1 token (mono and multi only, before candles) still resumes: P=2, ids 5-1, 6-0,
+ * 7-2, 8-0 for mono{0}, multi{0}, mono{1}, multi{1}; the candle streams start at 0-0. */
+START_TEST(token_version_1_read)
+{
+    struct bc_pos back;
+    char err[128] = "";
+    ck_assert_msg(bc_token_decode("AQIFAQYABwIIAA", 2, &back, err, sizeof(err)) == ASTRO_OK, "%s",
+                  err);
+    ck_assert(back.id[bc_slot(0, BC_KIND_MONO)].ms == 5 &&
+              back.id[bc_slot(0, BC_KIND_MONO)].seq == 1);
+    ck_assert(back.id[bc_slot(0, BC_KIND_MULTI)].ms == 6);
+    ck_assert(back.id[bc_slot(1, BC_KIND_MONO)].ms == 7 &&
+              back.id[bc_slot(1, BC_KIND_MONO)].seq == 2);
+    ck_assert(back.id[bc_slot(1, BC_KIND_MULTI)].ms == 8);
+    ck_assert(back.id[bc_slot(0, BC_KIND_CANDLE)].ms == 0 &&
+              back.id[bc_slot(1, BC_KIND_CANDLE)].ms == 0);
 }
 END_TEST
 
@@ -108,7 +127,61 @@ static const struct fcase fcases[] = {
     {BC_ROUTE_STATS, "api_key", "k", true, NULL},
     {BC_ROUTE_USER, "key", "other_user", false, "unknown parameter"},
     {BC_ROUTE_USER, "since", "", false, "since"},
+    {BC_ROUTE_STREAM, "stream", "candles", true, NULL},
+    {BC_ROUTE_STREAM, "timeframe", "1m", false, "timeframe: only candles"},
+    {BC_ROUTE_USER, "timeframe", "1m", false, "unknown parameter"},
 };
+
+/* Parameter pairs with stream=candles. */
+static const struct fcase ccases[] = {
+    {BC_ROUTE_STREAM, "timeframe", "5m", true, NULL},
+    {BC_ROUTE_STREAM, "timeframe", "7m", false, "must divide one day"},
+    {BC_ROUTE_STREAM, "timeframe", "1w", false, "timeframe"},
+    {BC_ROUTE_STREAM, "key", "BTC-USD", true, NULL},
+    {BC_ROUTE_STREAM, "event_type", "trade", true, NULL},
+    {BC_ROUTE_STREAM, "source_stream", "s1", false, "source_stream: candles have none"},
+    {BC_ROUTE_STREAM, "correlation_rule", "r1", false, "correlation_rule"},
+};
+
+START_TEST(filter_candle_params)
+{
+    const struct fcase *c = &ccases[_i];
+    struct bc_param p[] = {{"stream", "candles"}, {c->name, c->value}};
+    struct bc_filter f;
+    char err[256] = "";
+    int rc = bc_filter_parse(c->route, NULL, p, 2, 16, &f, err, sizeof(err));
+    ck_assert_msg((rc == ASTRO_OK) == c->ok, "%s=%s: %s", c->name, c->value, err);
+    if (c->err != NULL)
+        ck_assert_msg(strstr(err, c->err) != NULL, "%s=%s: %s", c->name, c->value, err);
+    if (rc == ASTRO_OK)
+        bc_filter_cleanup(&f);
+}
+END_TEST
+
+START_TEST(filter_candle_match)
+{
+    struct bc_param ps[] = {{"stream", "candles"}, {"key", "BTC"}, {"timeframe", "1m"}};
+    struct bc_filter f, events;
+    char err[256];
+    struct bc_item it = {.kind = BC_KIND_CANDLE, .key = "BTC", .type = "trade", .tf = "1m"};
+    ck_assert_int_eq(bc_filter_parse(BC_ROUTE_STREAM, NULL, ps, 3, 16, &f, err, sizeof(err)),
+                     ASTRO_OK);
+    ck_assert(bc_filter_match(&f, &it));
+    it.tf = "5m";
+    ck_assert(!bc_filter_match(&f, &it));
+    it.tf = "1m";
+    it.key = "ETH";
+    ck_assert(!bc_filter_match(&f, &it));
+    /* no stream= (and stream=all): events only, never candles */
+    ck_assert_int_eq(bc_filter_parse(BC_ROUTE_STREAM, NULL, NULL, 0, 16, &events, err,
+                                     sizeof(err)), ASTRO_OK);
+    ck_assert(!bc_filter_match(&events, &it));
+    ck_assert(bc_filter_wants_kind(&events, BC_KIND_MONO) &&
+              !bc_filter_wants_kind(&events, BC_KIND_CANDLE));
+    bc_filter_cleanup(&f);
+    bc_filter_cleanup(&events);
+}
+END_TEST
 
 START_TEST(filter_params)
 {
@@ -176,12 +249,15 @@ main(void)
     tcase_add_test(tc, token_round_trip);
     tcase_add_loop_test(tc, token_malformed_refused, 0, (int)ASTRO_ARRAY_LEN(bad_tokens));
     tcase_add_test(tc, token_trailing_bytes_refused);
+    tcase_add_test(tc, token_version_1_read);
     tcase_add_test(tc, id_parse);
     suite_add_tcase(s, tc);
     TCase *tf = tcase_create("filter");
     tcase_add_loop_test(tf, filter_params, 0, (int)ASTRO_ARRAY_LEN(fcases));
     tcase_add_test(tf, filter_repeat_and_rule_on_mono_refused);
     tcase_add_test(tf, filter_match);
+    tcase_add_loop_test(tf, filter_candle_params, 0, (int)ASTRO_ARRAY_LEN(ccases));
+    tcase_add_test(tf, filter_candle_match);
     suite_add_tcase(s, tf);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,434 @@
+/* Candles in their stream form and their JSON form (astro/agg.h). The stream form is flat
+ * field/value pairs like the event codec's; only the indicator list is JSON text, because its
+ * length varies with the configuration. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "astro/agg.h"
+#include "astro/time.h"
+
+#define US_PER_DAY (INT64_C(86400) * ASTRO_US_PER_SEC)
+
+enum afield {
+    A_KIND, A_KEY, A_TYPE, A_TF, A_B, A_O, A_H, A_L, A_C, A_V, A_N, A_VWAP, A_IND, A_COUNT
+};
+
+static const char *const afield_names[A_COUNT] = {
+    "kind", "key", "type", "tf", "b", "o", "h", "l", "c", "v", "n", "vwap", "ind",
+};
+
+struct aspan {
+    const char *p;
+    size_t n;
+    bool set;
+};
+
+/* ---- timeframes ---- */
+
+static int64_t
+unit_us(char u)
+{
+    switch (u) {
+    case 's': return ASTRO_US_PER_SEC;
+    case 'm': return 60 * ASTRO_US_PER_SEC;
+    case 'h': return 3600 * ASTRO_US_PER_SEC;
+    case 'd': return US_PER_DAY;
+    default: return 0;
+    }
+}
+
+int
+astro_tf_parse(const char *s, size_t len, int64_t *span_us, char *err, size_t errlen)
+{
+    if (len < 2 || len > ASTRO_AGG_TF_MAX || s[0] < '1' || s[0] > '9')
+        return astro_fail(err, errlen, "timeframe \"%.*s\": expected <n><s|m|h|d>, e.g. 1m or 4h",
+                          (int)(len > 16 ? 16 : len), s);
+    int64_t n = 0;
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (s[i] < '0' || s[i] > '9' || n > US_PER_DAY)
+            return astro_fail(err, errlen, "timeframe \"%.*s\": expected <n><s|m|h|d>", (int)len,
+                              s);
+        n = n * 10 + (s[i] - '0');
+    }
+    int64_t u = unit_us(s[len - 1]);
+    if (u == 0)
+        return astro_fail(err, errlen, "timeframe \"%.*s\": unit must be s, m, h or d", (int)len,
+                          s);
+    if (n > US_PER_DAY / u || US_PER_DAY % (n * u) != 0)
+        return astro_fail(err, errlen, "timeframe \"%.*s\": must divide one day or be 1d",
+                          (int)len, s);
+    *span_us = n * u;
+    return ASTRO_OK;
+}
+
+int64_t
+astro_tf_bucket(int64_t ts_us, int64_t span_us)
+{
+    int64_t r = ts_us % span_us;
+    return r < 0 ? ts_us - r - span_us : ts_us - r;
+}
+
+void
+astro_candle_cleanup(struct astro_candle *c)
+{
+    free(c->key);
+    memset(c, 0, sizeof(*c));
+}
+
+/* ---- encoding ---- */
+
+void
+astro_agg_fields_init(struct astro_agg_fields *f)
+{
+    memset(f, 0, sizeof(*f));
+}
+
+void
+astro_agg_fields_cleanup(struct astro_agg_fields *f)
+{
+    free(f->ind_json);
+    memset(f, 0, sizeof(*f));
+}
+
+int
+astro_agg_fields_push(struct astro_agg_fields *f, const char *s, size_t len)
+{
+    if (f->argc >= ASTRO_AGG_ARGS)
+        return ASTRO_ERR;
+    f->argv[f->argc] = s;
+    f->argvlen[f->argc] = len;
+    f->argc++;
+    return ASTRO_OK;
+}
+
+static int
+push_afield(struct astro_agg_fields *f, enum afield k, const char *v)
+{
+    if (astro_agg_fields_push(f, afield_names[k], strlen(afield_names[k])) != ASTRO_OK)
+        return ASTRO_ERR;
+    return astro_agg_fields_push(f, v, strlen(v));
+}
+
+static int
+push_anum(struct astro_agg_fields *f, enum afield k, int slot, double d)
+{
+    if (!isfinite(d))
+        return ASTRO_ERR;
+    astro_event_format_double(d, f->numbuf[slot]);
+    return push_afield(f, k, f->numbuf[slot]);
+}
+
+static cJSON *
+ind_item(const struct astro_indicator_value *iv)
+{
+    cJSON *o = cJSON_CreateObject();
+    char num[ASTRO_EVENT_DOUBLE_BUF];
+    if (o == NULL || !cJSON_AddStringToObject(o, "name", iv->name))
+        goto fail;
+    if (iv->has_value) {
+        if (!isfinite(iv->value))
+            goto fail;
+        astro_event_format_double(iv->value, num);
+        if (!cJSON_AddRawToObject(o, "value", num))
+            goto fail;
+    } else if (!cJSON_AddNullToObject(o, "value")) {
+        goto fail;
+    }
+    if (!cJSON_AddBoolToObject(o, "ready", iv->ready))
+        goto fail;
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+static char *
+ind_text(const struct astro_candle *c)
+{
+    cJSON *arr = cJSON_CreateArray();
+    char *out = NULL;
+    if (arr == NULL || c->n_ind > ASTRO_AGG_IND_MAX)
+        goto done;
+    for (size_t i = 0; i < c->n_ind; i++) {
+        cJSON *it = ind_item(&c->ind[i]);
+        if (it == NULL)
+            goto done;
+        cJSON_AddItemToArray(arr, it);
+    }
+    out = cJSON_PrintUnformatted(arr);
+done:
+    cJSON_Delete(arr);
+    return out;
+}
+
+int
+astro_candle_stream_encode(const struct astro_candle *c, struct astro_agg_fields *f)
+{
+    int64_t span;
+    if (c->key == NULL ||
+        astro_tf_parse(c->tf, strlen(c->tf), &span, NULL, 0) != ASTRO_OK || span != c->tf_us ||
+        c->bucket_us < ASTRO_TIME_MIN_US || c->bucket_us > ASTRO_TIME_MAX_US)
+        return ASTRO_ERR;
+    snprintf(f->numbuf[0], sizeof(f->numbuf[0]), "%lld", (long long)c->bucket_us);
+    snprintf(f->numbuf[1], sizeof(f->numbuf[1]), "%lld", (long long)c->count);
+    free(f->ind_json);
+    if ((f->ind_json = ind_text(c)) == NULL)
+        return ASTRO_ERR;
+    if (push_afield(f, A_KIND, "candle") != ASTRO_OK || push_afield(f, A_KEY, c->key) != ASTRO_OK ||
+        push_afield(f, A_TYPE, c->type) != ASTRO_OK || push_afield(f, A_TF, c->tf) != ASTRO_OK ||
+        push_afield(f, A_B, f->numbuf[0]) != ASTRO_OK ||
+        push_anum(f, A_O, 2, c->open) != ASTRO_OK || push_anum(f, A_H, 3, c->high) != ASTRO_OK ||
+        push_anum(f, A_L, 4, c->low) != ASTRO_OK || push_anum(f, A_C, 5, c->close) != ASTRO_OK ||
+        push_anum(f, A_V, 6, c->volume) != ASTRO_OK ||
+        push_afield(f, A_N, f->numbuf[1]) != ASTRO_OK ||
+        push_anum(f, A_VWAP, 7, c->vwap) != ASTRO_OK)
+        return ASTRO_ERR;
+    return push_afield(f, A_IND, f->ind_json);
+}
+
+/* ---- decoding ---- */
+
+static int
+span_text(const struct aspan *s, char *buf, size_t cap)
+{
+    if (s->n == 0 || s->n >= cap || memchr(s->p, '\0', s->n) != NULL)
+        return ASTRO_ERR;
+    memcpy(buf, s->p, s->n);
+    buf[s->n] = '\0';
+    return ASTRO_OK;
+}
+
+static int
+adouble(const struct aspan *s, enum afield k, double *out, char *err, size_t errlen)
+{
+    char buf[ASTRO_EVENT_DOUBLE_BUF];
+    char *end;
+    if (span_text(s, buf, sizeof(buf)) == ASTRO_OK && strspn(buf, "0123456789+-.eE") == s->n) {
+        *out = strtod(buf, &end);
+        if (*end == '\0' && isfinite(*out))
+            return ASTRO_OK;
+    }
+    return astro_fail(err, errlen, "agg field %s: not a finite number", afield_names[k]);
+}
+
+static int
+aint(const struct aspan *s, enum afield k, int64_t *out, char *err, size_t errlen)
+{
+    char buf[ASTRO_EVENT_DOUBLE_BUF];
+    char *end;
+    if (span_text(s, buf, sizeof(buf)) == ASTRO_OK && strspn(buf, "-0123456789") == s->n) {
+        errno = 0;
+        long long v = strtoll(buf, &end, 10);
+        if (*end == '\0' && errno == 0 && end != buf) {
+            *out = v;
+            return ASTRO_OK;
+        }
+    }
+    return astro_fail(err, errlen, "agg field %s: not an integer", afield_names[k]);
+}
+
+static bool
+ind_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && n <= ASTRO_AGG_IND_NAME_MAX && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_.") == n;
+}
+
+static int
+ind_decode_item(const cJSON *o, size_t i, struct astro_indicator_value *iv, char *err,
+                size_t errlen)
+{
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
+    const cJSON *value = cJSON_GetObjectItemCaseSensitive(o, "value");
+    const cJSON *ready = cJSON_GetObjectItemCaseSensitive(o, "ready");
+    if (!cJSON_IsObject(o) || !cJSON_IsString(name) || !ind_name_ok(name->valuestring))
+        return astro_fail(err, errlen, "agg field ind[%zu]: name must be 1..32 of [a-z0-9_.]", i);
+    if (!cJSON_IsBool(ready))
+        return astro_fail(err, errlen, "agg field ind[%zu].ready: not a boolean", i);
+    if (cJSON_IsNumber(value) && isfinite(value->valuedouble)) {
+        iv->value = value->valuedouble;
+        iv->has_value = true;
+    } else if (!cJSON_IsNull(value)) {
+        return astro_fail(err, errlen, "agg field ind[%zu].value: not a finite number or null",
+                          i);
+    }
+    memcpy(iv->name, name->valuestring, strlen(name->valuestring) + 1);
+    iv->ready = cJSON_IsTrue(ready);
+    return ASTRO_OK;
+}
+
+static int
+decode_ind(const struct aspan *s, struct astro_candle *c, char *err, size_t errlen)
+{
+    int rc = ASTRO_ERR;
+    cJSON *arr = cJSON_ParseWithLength(s->p, s->n);
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > ASTRO_AGG_IND_MAX) {
+        astro_fail(err, errlen, "agg field ind: not a JSON array of at most %d indicators",
+                   ASTRO_AGG_IND_MAX);
+        goto done;
+    }
+    for (const cJSON *it = arr->child; it != NULL; it = it->next, c->n_ind++)
+        if (ind_decode_item(it, c->n_ind, &c->ind[c->n_ind], err, errlen) != ASTRO_OK)
+            goto done;
+    rc = ASTRO_OK;
+done:
+    cJSON_Delete(arr);
+    return rc;
+}
+
+static int
+decode_names(const struct aspan *f, struct astro_candle *c, char *err, size_t errlen)
+{
+    if (f[A_KIND].n != 6 || memcmp(f[A_KIND].p, "candle", 6) != 0)
+        return astro_fail(err, errlen, "agg field kind: expected \"candle\"");
+    char why[96];
+    if (f[A_KEY].n > ASTRO_AGG_KEY_MAX ||
+        astro_event_check_key(f[A_KEY].p, f[A_KEY].n, SIZE_MAX, why, sizeof(why)) != ASTRO_OK)
+        return astro_fail(err, errlen, "agg field key: not a valid event key");
+    if ((c->key = strndup(f[A_KEY].p, f[A_KEY].n)) == NULL)
+        return astro_fail(err, errlen, "agg field key: out of memory");
+    if (astro_event_check_name("agg field type", f[A_TYPE].p, f[A_TYPE].n, ASTRO_EVENT_NAME_MAX,
+                               err, errlen) != ASTRO_OK)
+        return ASTRO_ERR;
+    memcpy(c->type, f[A_TYPE].p, f[A_TYPE].n);
+    if (astro_tf_parse(f[A_TF].p, f[A_TF].n, &c->tf_us, err, errlen) != ASTRO_OK)
+        return ASTRO_ERR;
+    memcpy(c->tf, f[A_TF].p, f[A_TF].n);
+    return ASTRO_OK;
+}
+
+/* The shape a candle must have for the candles table (CHECK low <= high) and for a chart. */
+static int
+check_candle(const struct astro_candle *c, char *err, size_t errlen)
+{
+    if (c->bucket_us < ASTRO_TIME_MIN_US || c->bucket_us > ASTRO_TIME_MAX_US ||
+        astro_tf_bucket(c->bucket_us, c->tf_us) != c->bucket_us)
+        return astro_fail(err, errlen, "agg field b: not a bucket start of %s", c->tf);
+    if (!(c->low <= c->open && c->low <= c->close && c->high >= c->open && c->high >= c->close))
+        return astro_fail(err, errlen, "agg entry: open/close outside low..high");
+    if (c->volume < 0 || c->count < 1)
+        return astro_fail(err, errlen, "agg entry: negative volume or count below 1");
+    return ASTRO_OK;
+}
+
+static int
+decode_aspans(const struct aspan *f, struct astro_candle *c, char *err, size_t errlen)
+{
+    for (int k = 0; k < A_COUNT; k++)
+        if (!f[k].set)
+            return astro_fail(err, errlen, "agg entry: missing field \"%s\"", afield_names[k]);
+    if (decode_names(f, c, err, errlen) != ASTRO_OK ||
+        aint(&f[A_B], A_B, &c->bucket_us, err, errlen) != ASTRO_OK ||
+        adouble(&f[A_O], A_O, &c->open, err, errlen) != ASTRO_OK ||
+        adouble(&f[A_H], A_H, &c->high, err, errlen) != ASTRO_OK ||
+        adouble(&f[A_L], A_L, &c->low, err, errlen) != ASTRO_OK ||
+        adouble(&f[A_C], A_C, &c->close, err, errlen) != ASTRO_OK ||
+        adouble(&f[A_V], A_V, &c->volume, err, errlen) != ASTRO_OK ||
+        aint(&f[A_N], A_N, &c->count, err, errlen) != ASTRO_OK ||
+        adouble(&f[A_VWAP], A_VWAP, &c->vwap, err, errlen) != ASTRO_OK ||
+        decode_ind(&f[A_IND], c, err, errlen) != ASTRO_OK)
+        return ASTRO_ERR;
+    return check_candle(c, err, errlen);
+}
+
+static int
+note_afield(struct aspan *f, const redisReply *k, const redisReply *v, char *err, size_t errlen)
+{
+    for (int i = 0; i < A_COUNT; i++) {
+        if (strlen(afield_names[i]) != k->len || memcmp(afield_names[i], k->str, k->len) != 0)
+            continue;
+        if (f[i].set)
+            return astro_fail(err, errlen, "agg entry: duplicate field \"%s\"", afield_names[i]);
+        f[i] = (struct aspan){v->str, v->len, true};
+    }
+    return ASTRO_OK;
+}
+
+int
+astro_candle_stream_decode(struct redisReply *const *elements, size_t n, struct astro_candle *c,
+                           char *err, size_t errlen)
+{
+    struct aspan f[A_COUNT] = {0};
+    memset(c, 0, sizeof(*c));
+    if (n % 2 != 0)
+        return astro_fail(err, errlen, "agg entry: odd number of field/value elements");
+    for (size_t i = 0; i < n; i += 2) {
+        const redisReply *k = elements[i], *v = elements[i + 1];
+        if (k == NULL || v == NULL || k->type != REDIS_REPLY_STRING ||
+            v->type != REDIS_REPLY_STRING)
+            return astro_fail(err, errlen, "agg entry: element %zu is not a string", i);
+        if (note_afield(f, k, v, err, errlen) != ASTRO_OK)
+            return ASTRO_ERR;
+    }
+    if (decode_aspans(f, c, err, errlen) != ASTRO_OK) {
+        astro_candle_cleanup(c);
+        return ASTRO_ERR;
+    }
+    return ASTRO_OK;
+}
+
+/* ---- JSON ---- */
+
+static bool
+add_num(cJSON *o, const char *name, double d)
+{
+    char num[ASTRO_EVENT_DOUBLE_BUF];
+    if (!isfinite(d))
+        return false;
+    astro_event_format_double(d, num);
+    return cJSON_AddRawToObject(o, name, num) != NULL;
+}
+
+static bool
+add_time(cJSON *o, const char *name, int64_t us)
+{
+    char buf[ASTRO_TIME_RFC3339_LEN + 1];
+    return astro_time_format(us, buf, sizeof(buf)) == ASTRO_OK &&
+           cJSON_AddStringToObject(o, name, buf) != NULL;
+}
+
+static cJSON *
+ind_object(const struct astro_candle *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; o != NULL && i < c->n_ind; i++) {
+        const struct astro_indicator_value *iv = &c->ind[i];
+        cJSON *one = cJSON_AddObjectToObject(o, iv->name);
+        bool ok = one != NULL &&
+                  (iv->has_value ? add_num(one, "value", iv->value)
+                                 : cJSON_AddNullToObject(one, "value") != NULL) &&
+                  cJSON_AddBoolToObject(one, "ready", iv->ready) != NULL;
+        if (!ok) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+cJSON *
+astro_candle_to_json(const struct astro_candle *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *ind = NULL;
+    if (o == NULL || !cJSON_AddStringToObject(o, "key", c->key ? c->key : "") ||
+        !cJSON_AddStringToObject(o, "event_type", c->type) ||
+        !cJSON_AddStringToObject(o, "timeframe", c->tf) ||
+        !add_time(o, "bucket_start", c->bucket_us) ||
+        !add_time(o, "bucket_end", c->bucket_us + c->tf_us) || !add_num(o, "open", c->open) ||
+        !add_num(o, "high", c->high) || !add_num(o, "low", c->low) ||
+        !add_num(o, "close", c->close) || !add_num(o, "volume", c->volume) ||
+        !cJSON_AddNumberToObject(o, "count", (double)c->count) || !add_num(o, "vwap", c->vwap) ||
+        (ind = ind_object(c)) == NULL)
+        goto fail;
+    cJSON_AddItemToObject(o, "indicators", ind);
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
