@@ -160,6 +160,9 @@ on_connect(const redisAsyncContext *ac, int status)
         schedule_reconnect(ra);
         return;
     }
+    if (ra->opt.subscriber && redisEnableKeepAlive((redisContext *)&ac->c) != REDIS_OK)
+        astro_log_warn("redis %s:%d: cannot enable TCP keepalive on the subscriber",
+                       ra->url.host, ra->url.port);
     send_handshake(ra);
 }
 
@@ -229,6 +232,8 @@ on_watchdog(evutil_socket_t fd, short what, void *arg)
             drop_connection(ra, "connect or handshake timed out");
         return;
     }
+    if (ra->opt.subscriber)
+        return;
     if (ra->ping_sent_ms != 0) {
         if (now - ra->ping_sent_ms > ra->opt.ping_timeout_ms)
             drop_connection(ra, "no reply to PING");

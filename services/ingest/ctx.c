@@ -18,7 +18,6 @@
 #include "ingest.h"
 
 #define KEY_CACHE_SLOTS 1024
-#define SUB_PING_MS (24u * 3600u * 1000u)
 #define START_WAIT_MS 30000
 
 static const char *const ws_extra[] = {"type", "seq"};
@@ -188,10 +187,10 @@ attach_loop(struct ing_ctx *ctx, struct ing_loop *lp, unsigned i, char *err, siz
     lp->rw = astro_redis_async_new(lp->base, ctx->cfg->svc.redis_url, &o, err, errlen);
     if (lp->rw == NULL)
         return ASTRO_ERR;
-    /* hiredis 0.14 cannot deliver a PING reply in subscribe mode, so the shared watchdog
-     * would drop a subscriber every few seconds; ping it only once a day. */
+    /* The subscriber: no PING watchdog (hiredis 0.14 drops PONG in subscribe mode), TCP
+     * keepalive instead (astro/redis.h). */
     snprintf(name, sizeof(name), "astro-ingest-%s-s%u", astro_service_instance(ctx->svc), i);
-    struct astro_redis_async_options so = {.client_name = name, .ping_interval_ms = SUB_PING_MS,
+    struct astro_redis_async_options so = {.client_name = name, .subscriber = true,
                                            .ping_timeout_ms = 10000,
                                            .on_connected = ing_predict_on_connected, .arg = lp};
     lp->sub = astro_redis_async_new(lp->base, ctx->cfg->svc.redis_url, &so, err, errlen);

@@ -279,6 +279,69 @@ START_TEST(test_async_free_while_disconnected_and_pending)
 }
 END_TEST
 
+/* A subscriber connection: on_connected SUBSCRIBEs; messages are counted. */
+struct sub_state {
+    int connected_calls;
+    int messages;
+};
+
+static void
+on_sub_message(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct sub_state *st = privdata;
+    redisReply *rep = r;
+    if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+        strcmp(rep->element[0]->str, "message") == 0 && strcmp(rep->element[2]->str, "hi") == 0)
+        st->messages++;
+}
+
+static void
+on_sub_connected(struct astro_redis_async *ra, void *arg)
+{
+    struct sub_state *st = arg;
+    const char *argv[] = { "SUBSCRIBE", "astro:test:ch" };
+    st->connected_calls++;
+    ck_assert_int_eq(astro_redis_async_command(ra, on_sub_message, st, 2, argv, NULL), ASTRO_OK);
+}
+
+/* hiredis 0.14 drops PONG in subscribe mode: a watchdog that PINGs there would drop a healthy
+ * subscriber after ping_timeout_ms (and lose what is published meanwhile). With subscriber set
+ * the connection stays up through many ping intervals and still gets every message. */
+START_TEST(test_async_subscriber_is_not_dropped_by_the_watchdog)
+{
+    struct event_base *base = event_base_new();
+    struct sub_state st = { 0 };
+    struct astro_redis_async_options opt = {
+        .ping_interval_ms = 50, .ping_timeout_ms = 200, .subscriber = true,
+        .on_connected = on_sub_connected, .arg = &st,
+    };
+    char err[256] = "";
+    struct astro_redis_async *ra =
+        astro_redis_async_new(base, harness_server_url(srv), &opt, err, sizeof(err));
+    ck_assert_msg(ra != NULL, "%s", err);
+    ck_assert(run_until(base, &st.connected_calls, 1, 5000));
+    struct astro_redis *pub = astro_redis_connect(harness_server_url(srv), &patient, err,
+                                                  sizeof(err));
+    ck_assert_msg(pub != NULL, "%s", err);
+    for (int round = 1; round <= 3; round++) {
+        int never = 0;
+        run_until(base, &never, 1, 400); /* two ping timeouts pass */
+        redisReply *rep = cmd(pub, "PUBLISH", "astro:test:ch", "hi", err, sizeof(err));
+        ck_assert_msg(rep != NULL && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1,
+                      "round %d: subscriber not subscribed", round);
+        freeReplyObject(rep);
+        ck_assert(run_until(base, &st.messages, round, 2000));
+    }
+    ck_assert_uint_eq(astro_redis_async_connect_count(ra), 1);
+    ck_assert_int_eq(st.connected_calls, 1);
+    astro_redis_free(pub);
+    astro_redis_async_free(ra);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    event_base_free(base);
+}
+END_TEST
+
 static Suite *
 redis_suite(void)
 {
@@ -291,6 +354,7 @@ redis_suite(void)
     tcase_add_test(tc, test_auth_password_acl_and_db);
     tcase_add_test(tc, test_async_reconnects_and_calls_on_connected_again);
     tcase_add_test(tc, test_async_free_while_disconnected_and_pending);
+    tcase_add_test(tc, test_async_subscriber_is_not_dropped_by_the_watchdog);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -104,6 +104,12 @@ struct astro_redis_async_options {
      * order, so on a connection carrying XREADGROUP BLOCK t, ping_timeout_ms must exceed t. */
     uint32_t ping_interval_ms; /* 0 means 1000 */
     uint32_t ping_timeout_ms;  /* 0 means 5000 */
+    /* A connection that will SUBSCRIBE: hiredis 0.14 drops every reply in subscribe mode that
+     * is not a (p)message or (un)subscribe confirmation, PONG included, so the watchdog only
+     * times the connect and handshake, and TCP keepalive (redisEnableKeepAlive: probes after
+     * 15 s idle) detects a peer that went away. A Redis that hangs with the socket open is
+     * noticed by the publishers' own connections, not here. */
+    bool subscriber;
     astro_redis_on_connected on_connected;
     void *arg;
 };
