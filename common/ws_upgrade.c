@@ -131,6 +131,8 @@ net_ws_upgrade(struct net_conn *c, struct astro_http_req *req)
     c->npending--;
     const struct astro_ws_handlers *h = c->over_limit ? &overload_handlers : route->ws;
     if (write_101(c, req) != ASTRO_OK || net_ws_attach(c, h, user) != ASTRO_OK) {
+        if (user != NULL && h->on_close != NULL)
+            h->on_close(NULL, ASTRO_WS_CLOSE_ABNORMAL, user); /* never opened: release user */
         net_req_free(req);
         net_conn_close(c);
         return;

@@ -321,7 +321,10 @@ on_close(struct astro_ws_conn *ws, uint16_t code, void *user)
 {
     struct ing_conn *c = user;
     struct ing_loop *lp = c->lp;
-    (void)ws;
+    if (ws == NULL) { /* the upgrade failed before on_open */
+        ing_conn_unref(c);
+        return;
+    }
     c->ws = NULL;
     if (c->auth_timer != NULL)
         event_free(c->auth_timer);

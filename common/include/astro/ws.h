@@ -41,6 +41,7 @@ enum astro_ws_close_code {
     ASTRO_WS_CLOSE_GOING_AWAY = 1001,
     ASTRO_WS_CLOSE_PROTOCOL = 1002,
     ASTRO_WS_CLOSE_UNSUPPORTED = 1003,
+    ASTRO_WS_CLOSE_ABNORMAL = 1006, /* never sent: the connection was lost */
     ASTRO_WS_CLOSE_BAD_DATA = 1007,
     ASTRO_WS_CLOSE_POLICY = 1008,
     ASTRO_WS_CLOSE_TOO_BIG = 1009,
@@ -67,7 +68,9 @@ struct astro_ws_handlers {
     void (*on_message)(struct astro_ws_conn *c, enum astro_ws_opcode op, const uint8_t *data,
                        size_t len, void *user);
     /* Optional. Last callback: code is the close code sent or received (1006 when the TCP
-     * connection was lost). Free user here; c is freed after the callback returns. */
+     * connection was lost). Free user here; c is freed after the callback returns. When the
+     * 101 cannot be sent after on_upgrade accepted (out of memory), on_close runs with c NULL
+     * and code 1006, without on_open, so the user pointer is still released. */
     void (*on_close)(struct astro_ws_conn *c, uint16_t code, void *user);
     enum astro_ws_accept accept;
 };
