@@ -18,8 +18,60 @@ is_ws(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* One pass over the raw text, outside cJSON: nesting depth and \u0000 escapes. Bracket
- * characters inside strings do not count; escapes are skipped so "\"" does not end a string. */
+static bool
+is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Length of the JSON number at p[0..n) (RFC 8259: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?),
+ * or 0. cJSON hands any run of [0-9+-.eE] to strtod, so "01", "+1", ".5", "1." and "1e" would
+ * otherwise be read as numbers. */
+static size_t
+json_number_len(const char *p, size_t n)
+{
+    size_t i = 0;
+    if (i < n && p[i] == '-')
+        i++;
+    if (i >= n || !is_digit(p[i]))
+        return 0;
+    if (p[i++] != '0')
+        while (i < n && is_digit(p[i]))
+            i++;
+    if (i < n && p[i] == '.') {
+        if (++i >= n || !is_digit(p[i]))
+            return 0;
+        while (i < n && is_digit(p[i]))
+            i++;
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        if (++i < n && (p[i] == '+' || p[i] == '-'))
+            i++;
+        if (i >= n || !is_digit(p[i]))
+            return 0;
+        while (i < n && is_digit(p[i]))
+            i++;
+    }
+    return i;
+}
+
+/* A number token outside strings: its whole run of number characters must be one JSON number. */
+static int
+check_number(const char *buf, size_t len, size_t *i, char *err, size_t errlen)
+{
+    size_t run = 0;
+    while (*i + run < len && strchr("0123456789+-.eE", buf[*i + run]) != NULL &&
+           buf[*i + run] != '\0')
+        run++;
+    if (json_number_len(buf + *i, run) != run)
+        return astro_fail(err, errlen, "JSON: invalid number at byte %zu", *i);
+    *i += run - 1;
+    return ASTRO_OK;
+}
+
+/* One pass over the raw text, outside cJSON: nesting depth, \u0000 escapes and the number
+ * grammar. Bracket characters inside strings do not count; escapes are skipped so "\"" does
+ * not end a string. */
 static int
 prescan(const char *buf, size_t len, int max_depth, char *err, size_t errlen)
 {
@@ -42,6 +94,9 @@ prescan(const char *buf, size_t len, int max_depth, char *err, size_t errlen)
                 return astro_fail(err, errlen, "JSON: nesting deeper than %d levels", max_depth);
         } else if (c == ']' || c == '}') {
             depth--;
+        } else if ((is_digit(c) || c == '-' || c == '+' || c == '.') &&
+                   check_number(buf, len, &i, err, errlen) != ASTRO_OK) {
+            return ASTRO_ERR;
         }
     }
     return ASTRO_OK;

@@ -68,7 +68,18 @@ static const struct bad_case bad[] = {
     /* non-finite and out-of-range numbers */
     {"{" BASE ",\"value\":NaN}", "JSON: syntax error at byte*"},
     {"{" BASE ",\"value\":Infinity}", "JSON: syntax error at byte*"},
-    {"{" BASE ",\"value\":-Infinity}", "JSON: syntax error at byte*"},
+    {"{" BASE ",\"value\":-Infinity}", "JSON: invalid number at byte*"},
+    /* the number grammar (cJSON alone would take each of these) */
+    {"{" BASE ",\"value\":01}", "JSON: invalid number at byte*"},
+    {"{" BASE ",\"value\":-007.5}", "JSON: invalid number at byte*"},
+    {"{" BASE ",\"value\":+1}", "JSON: invalid number at byte*"},
+    {"{" BASE ",\"value\":.5}", "JSON: invalid number at byte*"},
+    {"{" BASE ",\"value\":1.}", "JSON: invalid number at byte*"},
+    {"{" BASE ",\"value\":1e}", "JSON: invalid number at byte*"},
+    {"{" BASE ",\"value\":1e+}", "JSON: invalid number at byte*"},
+    {"{" BASE ",\"value\":1-2}", "JSON: invalid number at byte*"},
+    {"{" BASE ",\"value\":--1}", "JSON: invalid number at byte*"},
+    {"{" BASE ",\"value\":1,\"metadata\":{\"a\":[1,00]}}", "JSON: invalid number at byte*"},
     {"{" BASE ",\"value\":1e400}", "value: must be a finite number"},
     {"{" BASE ",\"value\":-1e400}", "value: must be a finite number"},
     /* value */
@@ -290,6 +301,25 @@ START_TEST(test_good_all_fields)
 }
 END_TEST
 
+/* Every form the JSON number grammar allows still reads, inside strings anything goes. */
+static const struct {
+    const char *text;
+    double want;
+} good_numbers[] = {
+    {"0", 0}, {"-0", -0.0}, {"0.5", 0.5}, {"-0.5e-3", -0.0005}, {"1E+2", 100}, {"10", 10},
+    {"120.25", 120.25}, {"0e0", 0}, {"-9007199254740993", -9007199254740992.0},
+};
+
+START_TEST(test_good_numbers)
+{
+    char s[512];
+    snprintf(s, sizeof(s), "{" BASE ",\"value\":%s,\"metadata\":{\"n\":[%s,-1],\"t\":\"01.+e\"}}",
+             good_numbers[_i].text, good_numbers[_i].text);
+    ck_assert_msg(parse(s, strlen(s)) == ASTRO_OK, "%s: %s", good_numbers[_i].text, err);
+    ck_assert(ev.value == good_numbers[_i].want);
+}
+END_TEST
+
 START_TEST(test_good_epoch_ms_and_offset)
 {
     const char *s = "{" SRC "," TYP "," VAL ",\"timestamp\":1796090370123.456}";
@@ -419,6 +449,7 @@ event_json_suite(void)
     tcase_add_test(tc, test_nul_inside_buffer);
     tcase_add_test(tc, test_good_all_fields);
     tcase_add_test(tc, test_good_epoch_ms_and_offset);
+    tcase_add_loop_test(tc, test_good_numbers, 0, (int)(sizeof(good_numbers) / sizeof(good_numbers[0])));
     tcase_add_test(tc, test_good_unicode_key);
     tcase_add_test(tc, test_defaults_assigned);
     tcase_add_test(tc, test_ids_normalised);
