@@ -93,7 +93,7 @@ void prd_lat_cleanup(struct prd_lat *l);
 /* What a run did, for the summary line. */
 struct prd_stats {
     int64_t start_us;
-    uint64_t messages, acked, dups, rejected, retried;
+    uint64_t messages, acked, dups, rejected, retried, reconnects;
     struct prd_lat lat; /* ack latency per message, send (or last resend) to ack */
 };
 

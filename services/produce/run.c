@@ -1,10 +1,13 @@
 /* The producer loop: auth, paced sending with a bounded window of unacknowledged messages,
- * resending what ingest refused as retryable (backpressure, unavailable), and the summary. */
+ * resending what ingest refused as retryable (backpressure, unavailable), reconnecting when the
+ * connection is lost (then every unacknowledged message is resent: ingest's dedup by event id
+ * acknowledges what had already landed as duplicates), and the summary. */
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "astro/backoff.h"
 #include "astro/time.h"
 #include "produce.h"
 #include "ws_client.h"
@@ -34,6 +37,7 @@ struct run {
     FILE *ids;
     char *buf;
     char err[512];
+    bool fatal; /* the error is not a lost connection: do not reconnect */
 };
 
 static int
@@ -61,10 +65,14 @@ authenticate(struct run *r)
     int rc = prd_ws_recv(&r->ws, 5000, &ans, &len, r->err, sizeof(r->err));
     if (rc == 0)
         return astro_fail(r->err, sizeof(r->err), "no auth answer within 5 s");
-    if (rc < 0)
+    if (rc < 0) {
+        r->fatal = r->ws.close_code == 1008; /* closed for policy: the key was refused */
         return ASTRO_ERR;
-    if (strstr(ans, "\"auth_ok\"") == NULL)
+    }
+    if (strstr(ans, "\"auth_ok\"") == NULL) {
+        r->fatal = true;
         return astro_fail(r->err, sizeof(r->err), "auth refused: %.200s", ans);
+    }
     return ASTRO_OK;
 }
 
@@ -153,12 +161,16 @@ send_due(struct run *r, uint64_t limit)
     struct slot *s;
     while (r->next_i < limit && (s = free_slot(r)) != NULL) {
         size_t n, len = build(r, limit, r->next_seq, &n);
-        if (n == 0 || len == 0)
+        if (n == 0 || len == 0) {
+            r->fatal = n != 0;
             return n == 0 ? ASTRO_OK : astro_fail(r->err, sizeof(r->err), "message too big");
+        }
         *s = (struct slot){.seq = r->next_seq++, .n_events = n, .len = len,
                            .text = malloc(len)};
-        if (s->text == NULL)
+        if (s->text == NULL) {
+            r->fatal = true;
             return astro_fail(r->err, sizeof(r->err), "out of memory");
+        }
         memcpy(s->text, r->buf, len);
         r->inflight++;
         if (send_slot(r, s) != ASTRO_OK)
@@ -263,6 +275,58 @@ wait_ms(const struct run *r, int64_t now, bool stopping)
     return ms <= 0 ? 0 : ms >= 50 ? 50 : (int)ms + 1;
 }
 
+static int
+connect_and_auth(struct run *r)
+{
+    prd_ws_close(&r->ws);
+    if (prd_ws_connect(&r->ws, r->cfg->host, r->cfg->port, r->cfg->path, 5000, r->err,
+                       sizeof(r->err)) != ASTRO_OK)
+        return ASTRO_ERR;
+    return authenticate(r);
+}
+
+/* The connection is gone: connect again with backoff until it works, time is up with nothing
+ * in flight, a stop is requested, or until (stopping) the drain deadline; then resend every
+ * unacknowledged message. A refused key ends it. */
+static int
+reconnect(struct run *r, int64_t drain_deadline)
+{
+    struct astro_backoff b;
+    astro_backoff_init(&b, 100, 5000, 0.2);
+    fprintf(stderr, "astro-produce: connection lost (%s); reconnecting\n", r->err);
+    for (;;) {
+        int64_t now = astro_now_us();
+        if (prd_stop_requested() || (drain_deadline != 0 && now > drain_deadline))
+            return astro_fail(r->err, sizeof(r->err), "connection lost with %d messages "
+                              "unacknowledged", r->inflight);
+        if (connect_and_auth(r) == ASTRO_OK)
+            break;
+        if (r->fatal)
+            return ASTRO_ERR;
+        astro_backoff_sleep_ms(astro_backoff_next(&b));
+    }
+    r->st.reconnects++;
+    fprintf(stderr, "astro-produce: reconnected; resending %d messages\n", r->inflight);
+    for (int i = 0; i < r->cfg->window; i++)
+        if (r->slots[i].seq != 0)
+            r->slots[i].retry_at = astro_now_us();
+    return ASTRO_OK;
+}
+
+/* One round: send what is due and resend what is due, then wait for one server message. */
+static int
+step(struct run *r, int64_t now, bool stopping)
+{
+    if (send_due(r, due_limit(r, now, stopping)) != ASTRO_OK || resend_due(r, now) != ASTRO_OK)
+        return ASTRO_ERR;
+    const char *msg;
+    size_t len;
+    int rc = prd_ws_recv(&r->ws, wait_ms(r, now, stopping), &msg, &len, r->err, sizeof(r->err));
+    if (rc == 1)
+        on_message(r, msg);
+    return rc < 0 ? ASTRO_ERR : ASTRO_OK;
+}
+
 /* Sends until time is up, then waits (at most 10 s) for the acks of what was sent. */
 static int
 loop(struct run *r)
@@ -278,17 +342,9 @@ loop(struct run *r)
         if (stopping && now > drain_deadline)
             return astro_fail(r->err, sizeof(r->err), "%d messages still unacknowledged",
                               r->inflight);
-        if (send_due(r, due_limit(r, now, stopping)) != ASTRO_OK ||
-            resend_due(r, now) != ASTRO_OK)
+        if (step(r, now, stopping) != ASTRO_OK &&
+            (r->fatal || reconnect(r, drain_deadline) != ASTRO_OK))
             return ASTRO_ERR;
-        const char *msg;
-        size_t len;
-        int rc = prd_ws_recv(&r->ws, wait_ms(r, now, stopping), &msg, &len, r->err,
-                             sizeof(r->err));
-        if (rc < 0)
-            return ASTRO_ERR;
-        if (rc == 1)
-            on_message(r, msg);
         if (!r->cfg->quiet && now - last_progress >= 5 * 1000000) {
             prd_report(&r->st, r->next_i, stderr, now);
             last_progress = now;
@@ -316,8 +372,7 @@ prd_run(const struct prd_config *cfg, FILE *out)
         snprintf(r.err, sizeof(r.err), "--ids-out %s: cannot open", cfg->ids_out);
         goto fail;
     }
-    if (prd_ws_connect(&r.ws, cfg->host, cfg->port, cfg->path, 5000, r.err,
-                       sizeof(r.err)) != ASTRO_OK || authenticate(&r) != ASTRO_OK)
+    if (connect_and_auth(&r) != ASTRO_OK) /* the first connection must work: bad URL, key */
         goto fail;
     if (cfg->seed_from_time)
         fprintf(stderr, "astro-produce: seed %llu\n", (unsigned long long)cfg->seed);
