@@ -48,8 +48,8 @@ sleep_ms(long ms)
         ;
 }
 
-static long
-now_ms(void)
+long
+harness_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -146,8 +146,8 @@ track(struct harness_server *s, bool on)
 
 /* Binds port 0 on loopback to let the kernel pick a free port; the small window before the
  * server binds it is covered by retrying start on a collision. */
-static int
-free_port(void)
+int
+harness_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
@@ -216,7 +216,7 @@ spawn(const char *logpath, bool as_postgres, char *const argv[])
 static int
 wait_exit(pid_t pid, long timeout_ms)
 {
-    long deadline = now_ms() + timeout_ms;
+    long deadline = harness_now_ms() + timeout_ms;
     for (;;) {
         int status;
         pid_t r = waitpid(pid, &status, WNOHANG);
@@ -224,7 +224,7 @@ wait_exit(pid_t pid, long timeout_ms)
             return status;
         if (r < 0)
             return errno == ECHILD ? 0 : -1;
-        if (now_ms() > deadline)
+        if (harness_now_ms() > deadline)
             return -1;
         sleep_ms(10);
     }
@@ -300,8 +300,8 @@ pg_answers(const struct harness_server *s)
 static int
 wait_ready(struct harness_server *s, long timeout_ms)
 {
-    long deadline = now_ms() + timeout_ms;
-    while (now_ms() < deadline) {
+    long deadline = harness_now_ms() + timeout_ms;
+    while (harness_now_ms() < deadline) {
         int status;
         if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
             s->pid = 0;
@@ -350,7 +350,7 @@ static int
 start_process(struct harness_server *s, bool pick_port)
 {
     for (int attempt = 0; attempt < 5; attempt++) {
-        if (pick_port && (s->port = free_port()) < 0)
+        if (pick_port && (s->port = harness_free_port()) < 0)
             return -1;
         if ((s->pid = launch(s)) < 0) {
             s->pid = 0;

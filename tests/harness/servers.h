@@ -64,4 +64,11 @@ void harness_server_dump_log(const struct harness_server *s, FILE *f);
 /* Stops the server, removes its temp dir, frees s. NULL is a no-op. */
 void harness_server_free(struct harness_server *s);
 
+/* A port on 127.0.0.1 that was free a moment ago (the kernel's pick for port 0), or -1. A
+ * daemon started on it may still lose a race with another process: retry on EADDRINUSE. */
+int harness_free_port(void);
+
+/* CLOCK_MONOTONIC in milliseconds, for test deadlines. */
+long harness_now_ms(void);
+
 #endif

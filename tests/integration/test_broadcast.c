@@ -4,7 +4,6 @@
  * goes through the real astro-ingest (ASTRO_INGEST_BIN) to an edge connection. */
 #include <check.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -40,26 +39,6 @@ static redisContext *rc;
 static pid_t bc_pid, ing_pid;
 static int port, ing_port;
 
-static long
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static int
-free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    ck_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    ck_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static int
 http_status(int p, const char *req, char *body, size_t body_size)
 {
@@ -93,8 +72,8 @@ spawn(const char *binvar, int p, const char *const *env)
     const char *const argv[] = {bin, NULL};
     pid_t pid = harness_spawn(bin, argv, set, unset, NULL);
     ck_assert(pid >= 0);
-    long until = now_ms() + 15000;
-    while (now_ms() < until) {
+    long until = harness_now_ms() + 15000;
+    while (harness_now_ms() < until) {
         if (http_status(p, "GET /health/ready HTTP/1.1\r\nHost: x\r\n\r\n", NULL, 0) == 200)
             return pid;
         usleep(50000);
@@ -111,8 +90,8 @@ stop_child(pid_t *pid, int timeout_ms)
     if (*pid <= 0)
         return 0;
     kill(*pid, SIGTERM);
-    long until = now_ms() + timeout_ms;
-    while (now_ms() < until) {
+    long until = harness_now_ms() + timeout_ms;
+    while (harness_now_ms() < until) {
         if (waitpid(*pid, &status, WNOHANG) == *pid) {
             *pid = 0;
             return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -131,7 +110,7 @@ start_broadcast(void)
     static const char *const env[] = {"ASTRO_AUTH_TIMEOUT=700ms", "ASTRO_WS_MAX_QUEUE_BYTES=64KiB",
                                       "ASTRO_APIKEY_CACHE_TTL=200ms",
                                       "ASTRO_BROADCAST_BACKFILL_PAGE=7", NULL};
-    port = free_port();
+    port = harness_free_port();
     bc_pid = spawn("ASTRO_BROADCAST_BIN", port, env);
 }
 
@@ -232,11 +211,11 @@ xadd_mono(const char *id, const char *key, const char *type)
 static cJSON *
 recv_json(struct wsraw *w, int timeout_ms)
 {
-    long until = now_ms() + timeout_ms;
+    long until = harness_now_ms() + timeout_ms;
     for (;;) {
         int op = 0;
         char *payload = NULL;
-        long left = until - now_ms();
+        long left = until - harness_now_ms();
         if (left < 0 || wsraw_recv_frame(w, (int)left, &op, NULL, &payload, NULL) != 0)
             return NULL;
         if (op == WSRAW_OP_TEXT) {
@@ -393,9 +372,9 @@ START_TEST(auth_failures_close_1008)
     ck_assert_str_eq(reason, "api key lacks read scope");
     ck_assert_int_eq(ws_close_code("/stream/ws/stats", "{\"type\":\"hello\"}", reason,
                                    sizeof(reason)), 1008);
-    long t0 = now_ms();
+    long t0 = harness_now_ms();
     ck_assert_int_eq(ws_close_code("/subscribe/u1", NULL, reason, sizeof(reason)), 1008);
-    ck_assert_int_ge(now_ms() - t0, 600); /* ASTRO_AUTH_TIMEOUT=700ms */
+    ck_assert_int_ge(harness_now_ms() - t0, 600); /* ASTRO_AUTH_TIMEOUT=700ms */
     /* a refused subscriber got no event: nothing is sent before the key is accepted */
     struct wsraw *w = wsraw_connect("127.0.0.1", port, T_MS);
     ck_assert_int_eq(wsraw_handshake(w, "/stream/ws", NULL, NULL, 0, T_MS), 101);
@@ -660,9 +639,9 @@ START_TEST(stats_once_a_second)
     freeReplyObject(rep);
     struct wsraw *w = subscribe("/stream/ws/stats?api_key=" KEY);
     struct wsraw *other = subscribe("/stream/ws?api_key=" KEY);
-    long t0 = now_ms();
+    long t0 = harness_now_ms();
     cJSON *a = recv_json(w, 2500), *b = recv_json(w, 2500);
-    long dt = now_ms() - t0;
+    long dt = harness_now_ms() - t0;
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
     ck_assert_msg(dt >= 700 && dt < 2600, "two stats in %ld ms", dt);
@@ -771,9 +750,9 @@ START_TEST(stalled_subscriber_cut_off_others_in_time)
     /* The cut-off is counted while the client still stalls (the kernel's buffers hold a
      * few MiB before the layer's queue overflows); then the client reads what is left, with a
      * big receive buffer, and finds the close code and reason at the end. */
-    long until = now_ms() + 15000;
+    long until = harness_now_ms() + 15000;
     int slow = 0;
-    while (slow < 1 && now_ms() < until) {
+    while (slow < 1 && harness_now_ms() < until) {
         char body[65536];
         ck_assert_int_eq(http_status(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", body,
                                      sizeof(body)), 200);
@@ -813,7 +792,7 @@ START_TEST(prediction_round_trip_to_the_edge)
 {
     static const char *const env[] = {"ASTRO_BOOTSTRAP_API_KEY=ingest-boot-key-0123456789",
                                       NULL};
-    ing_port = free_port();
+    ing_port = harness_free_port();
     ing_pid = spawn("ASTRO_INGEST_BIN", ing_port, env);
     struct wsraw *edge = wsraw_connect("127.0.0.1", ing_port, T_MS);
     ck_assert_int_eq(wsraw_handshake(edge, "/stream", NULL, NULL, 0, T_MS), 101);
@@ -824,9 +803,9 @@ START_TEST(prediction_round_trip_to_the_edge)
     ck_assert_str_eq(jstr(m, "type"), "auth_ok");
     cJSON_Delete(m);
     /* ingest subscribes astro:edge:u7 asynchronously after auth_ok */
-    long until = now_ms() + T_MS;
+    long until = harness_now_ms() + T_MS;
     long long subs = 0;
-    while (subs < 1 && now_ms() < until) {
+    while (subs < 1 && harness_now_ms() < until) {
         redisReply *rep = redisCommand(rc, "PUBSUB NUMSUB astro:edge:u7");
         subs = rep->element[1]->integer;
         freeReplyObject(rep);

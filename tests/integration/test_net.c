@@ -25,20 +25,13 @@
 #include "astro/ws.h"
 #include "cwclient.h"
 #include "wsraw.h"
+#include "servers.h"
 
 #define T_MS 2000 /* generous client-side timeout for answers expected at once */
 
 static struct astro_http_server *srv;
 static struct astro_metrics *reg;
 static int port;
-
-static long
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 /* ---- the test server's handlers ---- */
 
@@ -303,8 +296,8 @@ START_TEST(http_head_has_no_body)
     /* wsraw would wait for HEAD's announced body; read the head, then the next answer. */
     char buf[512];
     ssize_t n = 0, got;
-    long until = now_ms() + T_MS;
-    while (now_ms() < until && (got = recv(wsraw_fd(w), buf + n, sizeof(buf) - 1 - (size_t)n,
+    long until = harness_now_ms() + T_MS;
+    while (harness_now_ms() < until && (got = recv(wsraw_fd(w), buf + n, sizeof(buf) - 1 - (size_t)n,
                                            MSG_DONTWAIT)) != 0) {
         if (got > 0)
             n += got;
@@ -403,7 +396,7 @@ static int
 slow_send(const char *first, const char *dribble, long *elapsed)
 {
     struct wsraw *w = connect_client();
-    long t0 = now_ms();
+    long t0 = harness_now_ms();
     if (first[0] != '\0')
         ck_assert_int_eq(wsraw_send_bytes(w, first, strlen(first)), 0);
     for (const char *p = dribble; *p != '\0'; p++) {
@@ -414,7 +407,7 @@ slow_send(const char *first, const char *dribble, long *elapsed)
             break;
     }
     int st = wsraw_read_response(w, NULL, 0, NULL, 0, 3000);
-    *elapsed = now_ms() - t0;
+    *elapsed = harness_now_ms() - t0;
     wsraw_close(w);
     return st;
 }
@@ -464,12 +457,12 @@ START_TEST(http_idle_keepalive_closed)
     struct wsraw *w = connect_client();
     const char *r = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
     ck_assert_int_eq(wsraw_http(w, r, strlen(r), body, sizeof(body), T_MS), 200);
-    long t0 = now_ms();
+    long t0 = harness_now_ms();
     char c;
     struct pollfd pfd = {.fd = wsraw_fd(w), .events = POLLIN};
     ck_assert_int_eq(poll(&pfd, 1, 3000), 1);
     ck_assert_int_eq(recv(wsraw_fd(w), &c, 1, 0), 0); /* EOF */
-    long ms = now_ms() - t0;
+    long ms = harness_now_ms() - t0;
     ck_assert_msg(ms >= 700 && ms < 2000, "closed after %ld ms", ms);
     wsraw_close(w);
 }
@@ -605,9 +598,9 @@ START_TEST(ws_message_limit_from_declared_length)
     struct wsraw *w = ws_client("/ws");
     ck_assert_int_eq(wsraw_send_frame_header(w, 1, 0, WSRAW_OP_BINARY, 1, 1ull << 30), 0);
     ck_assert_int_eq(wsraw_send_payload(w, "0123456789", 10), 0);
-    long t0 = now_ms();
+    long t0 = harness_now_ms();
     ck_assert_int_eq(wsraw_expect_close(w, T_MS, NULL, 0), 1009);
-    ck_assert_msg(now_ms() - t0 < 300, "1009 took %ld ms", now_ms() - t0);
+    ck_assert_msg(harness_now_ms() - t0 < 300, "1009 took %ld ms", harness_now_ms() - t0);
     wsraw_close(w);
     /* fragments that add up past the limit */
     static char part[40000];
@@ -649,9 +642,9 @@ START_TEST(ws_stalled_frame_closed_at_deadline)
     struct wsraw *w = ws_client("/ws");
     ck_assert_int_eq(wsraw_send_frame_header(w, 1, 0, WSRAW_OP_TEXT, 1, 100), 0);
     ck_assert_int_eq(wsraw_send_payload(w, "0123456789", 10), 0);
-    long t0 = now_ms();
+    long t0 = harness_now_ms();
     ck_assert_int_eq(wsraw_expect_close(w, 3000, NULL, 0), 1008);
-    long ms = now_ms() - t0;
+    long ms = harness_now_ms() - t0;
     ck_assert_msg(ms >= 550 && ms < 1500, "closed after %ld ms", ms);
     ck_assert_int_eq(limit_hits("stall_deadline"), 1);
     wsraw_close(w);
@@ -828,13 +821,13 @@ START_TEST(ws_sixty_stalled_giants_do_not_block)
         ck_assert_int_eq(wsraw_send_frame_header(g[i], 1, 0, WSRAW_OP_BINARY, 1, 1ull << 30), 0);
         ck_assert_int_eq(wsraw_send_payload(g[i], "0123456789", 10), 0);
     }
-    long t0 = now_ms();
+    long t0 = harness_now_ms();
     /* a normal client connects, upgrades and gets its echo within 100 ms */
     struct wsraw *w = ws_client("/ws");
     char *p;
     ck_assert_int_eq(wsraw_send_text(w, "still here"), 0);
     ck_assert_int_eq(wsraw_recv_frame(w, T_MS, NULL, NULL, &p, NULL), 0);
-    long ms = now_ms() - t0;
+    long ms = harness_now_ms() - t0;
     ck_assert_str_eq(p, "still here");
     free(p);
     ck_assert_msg(ms < 100, "normal client served in %ld ms", ms);
@@ -843,7 +836,7 @@ START_TEST(ws_sixty_stalled_giants_do_not_block)
         ck_assert_int_eq(wsraw_expect_close(g[i], 4000, NULL, 0), 1008);
         wsraw_close(g[i]);
     }
-    long closed = now_ms() - t0;
+    long closed = harness_now_ms() - t0;
     ck_assert_msg(closed >= 1300 && closed < 3000, "giants closed after %ld ms", closed);
     ck_assert_int_eq(limit_hits("stall_deadline"), N);
     wsraw_close(w);
@@ -858,9 +851,9 @@ static void *
 do_shutdown(void *arg)
 {
     struct shutdown_arg *a = arg;
-    long t0 = now_ms();
+    long t0 = harness_now_ms();
     astro_http_server_shutdown(srv);
-    a->took_ms = now_ms() - t0;
+    a->took_ms = harness_now_ms() - t0;
     return NULL;
 }
 
@@ -976,8 +969,8 @@ START_TEST(ws_ten_thousand_idle_connections)
     }
     int ok = -1;
     ck_assert_int_eq(read(report[0], &ok, sizeof(ok)), sizeof(ok));
-    long until = now_ms() + 5000;
-    while (astro_http_server_connections(srv) < N + 1 && now_ms() < until)
+    long until = harness_now_ms() + 5000;
+    while (astro_http_server_connections(srv) < N + 1 && harness_now_ms() < until)
         usleep(10000);
     unsigned held = astro_http_server_connections(srv);
     long after = rss_kib();

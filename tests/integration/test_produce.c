@@ -4,15 +4,12 @@
  * the run at once instead of retrying. */
 #include <check.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -29,26 +26,6 @@ static struct harness_server *rs;
 static pid_t ing_pid;
 static int port;
 static char dir[64];
-
-static long
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static int
-free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    ck_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    ck_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 static bool
 ready(void)
@@ -76,8 +53,8 @@ spawn_ingest(void)
     const char *const argv[] = {bin, NULL};
     ing_pid = harness_spawn(bin, argv, set, unset, NULL);
     ck_assert(ing_pid > 0);
-    long until = now_ms() + 15000;
-    while (now_ms() < until && !ready())
+    long until = harness_now_ms() + 15000;
+    while (harness_now_ms() < until && !ready())
         usleep(50000);
     ck_assert_msg(ready(), "astro-ingest did not become ready on port %d", port);
 }
@@ -115,8 +92,8 @@ static int
 wait_exit(pid_t pid, long timeout_ms)
 {
     int status;
-    long until = now_ms() + timeout_ms;
-    while (now_ms() < until) {
+    long until = harness_now_ms() + timeout_ms;
+    while (harness_now_ms() < until) {
         if (waitpid(pid, &status, WNOHANG) == pid)
             return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         usleep(20000);
@@ -177,7 +154,7 @@ setup(void)
     ck_assert_msg(rs != NULL, "redis-server did not start");
     snprintf(dir, sizeof(dir), "/tmp/astro-produce-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    port = free_port();
+    port = harness_free_port();
     spawn_ingest();
 }
 
@@ -239,12 +216,12 @@ START_TEST(refused_key_ends_the_run_without_retrying)
 {
     char log[128];
     snprintf(log, sizeof(log), "%s/log", dir);
-    long t0 = now_ms();
+    long t0 = harness_now_ms();
     int rc = wait_exit(spawn_produce("not-a-known-key-0123456789abcdef", log), 10000);
     const char *out = slurp(log);
     ck_assert_msg(rc == 1, "exit %d:\n%s", rc, out);
     ck_assert_msg(strstr(out, "1008 invalid api key") != NULL, "%s", out);
-    ck_assert_msg(now_ms() - t0 < 5000, "took %ld ms", now_ms() - t0);
+    ck_assert_msg(harness_now_ms() - t0 < 5000, "took %ld ms", harness_now_ms() - t0);
 }
 END_TEST
 

@@ -2,18 +2,17 @@
  * the recorded-P check against a real redis-server started on a free loopback port. */
 #include <check.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "astro/partition.h"
+#include "servers.h"
 
 /* Computed independently with Python:
  * h=0xcbf29ce484222325; for b in key.encode(): h=((h^b)*0x100000001b3)&(2**64-1) */
@@ -93,24 +92,11 @@ END_TEST
 static pid_t redis_pid = -1;
 static redisContext *rc_ctx;
 
-static int
-free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void
 redis_start(void)
 {
     char port[16];
-    snprintf(port, sizeof(port), "%d", free_port());
+    snprintf(port, sizeof(port), "%d", harness_free_port());
     redis_pid = fork();
     ck_assert_int_ge(redis_pid, 0);
     if (redis_pid == 0) {
