@@ -29,5 +29,7 @@ const struct astro_cfg_var qry_cfg_vars[] = {
       "Recent-buffer entries read for /buffer/{key}/stats"),
     V("ASTRO_QUERY_KEY_CACHE_TTL", ASTRO_CFG_DURATION, "5s", 0, 600000, key_cache_ms, 0,
       "How long a looked-up API key is cached per thread (revocation delay)"),
+    V("ASTRO_QUERY_SLOW_LOG", ASTRO_CFG_DURATION, "1s", 0, 3600000, slow_log_ms, 0,
+      "Log a request this slow with its time per stage (0 = off)"),
 };
 const size_t qry_cfg_nvars = sizeof(qry_cfg_vars) / sizeof(qry_cfg_vars[0]);

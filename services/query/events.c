@@ -1,11 +1,9 @@
 /* The cold-tier endpoints: /events/mono, /events/multi (filtered pages with offset or keyset
  * cursor), by-id lookups, lineage, and /events/stats from the per-minute rollups. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
 #include <civetweb.h>
 
 #include "astro/log.h"
@@ -13,60 +11,52 @@
 #include "query.h"
 #include "sql.h"
 
+/* One result row as an event object (columns as in sql.c's MONO_COLS / MULTI_COLS); key NULL
+ * for an array element. */
 static void
-add_time(cJSON *o, const char *name, int64_t us)
+row_jw(struct qry_jw *w, const char *key, const PGresult *r, int i, enum qry_kind kind)
 {
     char ts[ASTRO_TIME_RFC3339_LEN + 1];
-    if (astro_time_format(us, ts, sizeof(ts)) == ASTRO_OK)
-        cJSON_AddStringToObject(o, name, ts);
-    else
-        cJSON_AddNullToObject(o, name);
-}
-
-static void
-add_number(cJSON *o, const char *name, const char *text)
-{
-    char *end;
-    double d = strtod(text, &end);
-    if (*text != '\0' && *end == '\0' && isfinite(d))
-        cJSON_AddNumberToObject(o, name, d);
-    else
-        cJSON_AddNullToObject(o, name);
-}
-
-/* One result row as an event object (columns as in sql.c's MONO_COLS / MULTI_COLS). */
-static cJSON *
-row_json(const PGresult *r, int i, enum qry_kind kind)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "event_id", PQgetvalue(r, i, 0));
-    add_time(o, "timestamp", strtoll(PQgetvalue(r, i, 1), NULL, 10));
-    cJSON_AddStringToObject(o, "source_stream", PQgetvalue(r, i, 2));
-    cJSON_AddStringToObject(o, "key", PQgetvalue(r, i, 3));
-    cJSON_AddStringToObject(o, "event_type", PQgetvalue(r, i, 4));
-    add_number(o, "value", PQgetvalue(r, i, 5));
-    cJSON_AddRawToObject(o, "metadata", PQgetvalue(r, i, 6)); /* jsonb text: valid JSON */
-    if (PQgetisnull(r, i, 7))
-        cJSON_AddNullToObject(o, "stream_entry_id");
-    else
-        cJSON_AddStringToObject(o, "stream_entry_id", PQgetvalue(r, i, 7));
+    bool ts_ok = astro_time_format(strtoll(PQgetvalue(r, i, 1), NULL, 10), ts, sizeof(ts)) ==
+                 ASTRO_OK;
+    qry_jw_open(w, key, '{');
+    qry_jw_kstr(w, "event_id", PQgetvalue(r, i, 0));
+    qry_jw_kstr(w, "timestamp", ts_ok ? ts : NULL);
+    qry_jw_kstr(w, "source_stream", PQgetvalue(r, i, 2));
+    qry_jw_kstr(w, "key", PQgetvalue(r, i, 3));
+    qry_jw_kstr(w, "event_type", PQgetvalue(r, i, 4));
+    qry_jw_knum(w, "value", PQgetvalue(r, i, 5));
+    qry_jw_kraw(w, "metadata", PQgetvalue(r, i, 6)); /* jsonb text: valid JSON */
+    qry_jw_kstr(w, "stream_entry_id", PQgetisnull(r, i, 7) ? NULL : PQgetvalue(r, i, 7));
     if (kind == QRY_MULTI) {
-        cJSON_AddStringToObject(o, "correlation_rule", PQgetvalue(r, i, 8));
-        add_number(o, "integrated_value", PQgetvalue(r, i, 9));
-        add_number(o, "confidence", PQgetvalue(r, i, 10));
-        cJSON_AddRawToObject(o, "source_events", PQgetvalue(r, i, 11));
-        cJSON_AddRawToObject(o, "lineage", PQgetvalue(r, i, 12));
+        qry_jw_kstr(w, "correlation_rule", PQgetvalue(r, i, 8));
+        qry_jw_knum(w, "integrated_value", PQgetvalue(r, i, 9));
+        qry_jw_knum(w, "confidence", PQgetvalue(r, i, 10));
+        qry_jw_kraw(w, "source_events", PQgetvalue(r, i, 11));
+        qry_jw_kraw(w, "lineage", PQgetvalue(r, i, 12));
     }
-    return o;
+    qry_jw_close(w, '}');
 }
 
-static cJSON *
-rows_json(const PGresult *r, enum qry_kind kind)
+/* "events": [...] with every row of r. */
+static void
+rows_jw(struct qry_jw *w, const PGresult *r, enum qry_kind kind)
 {
-    cJSON *a = cJSON_CreateArray();
+    qry_jw_open(w, "events", '[');
     for (int i = 0; i < PQntuples(r); i++)
-        cJSON_AddItemToArray(a, row_json(r, i, kind));
-    return a;
+        row_jw(w, NULL, r, i, kind);
+    qry_jw_close(w, ']');
+}
+
+/* A writer sized for r's rows (their text plus the JSON around each field). */
+static void
+jw_for(struct qry_jw *w, const PGresult *r)
+{
+    size_t hint = 256;
+    for (int i = 0; i < PQntuples(r); i++)
+        for (int f = 0; f < PQnfields(r); f++)
+            hint += (size_t)PQgetlength(r, i, f) + 24;
+    qry_jw_init(w, hint);
 }
 
 static void
@@ -99,21 +89,24 @@ list_page(struct qry_ctx *ctx, struct mg_connection *c, enum qry_kind kind, cons
         reply_db_error(ctx, c, "events", err);
         return;
     }
-    cJSON *o = cJSON_CreateObject();
+    int64_t t0 = qry_mono_us();
+    struct qry_jw w;
     int rows = PQntuples(r);
-    cJSON_AddItemToObject(o, "events", rows_json(r, kind));
-    cJSON_AddNumberToObject(o, "count", rows);
-    cJSON_AddNumberToObject(o, "limit", (double)f.limit);
-    cJSON_AddNumberToObject(o, "offset", (double)f.offset);
     char cur[QRY_CURSOR_MAX];
-    if (rows > 0 && rows == f.limit &&
-        qry_cursor_encode(strtoll(PQgetvalue(r, rows - 1, 1), NULL, 10),
-                          PQgetvalue(r, rows - 1, 0), cur) == ASTRO_OK)
-        cJSON_AddStringToObject(o, "next_cursor", cur);
-    else
-        cJSON_AddNullToObject(o, "next_cursor");
+    bool more = rows > 0 && rows == f.limit &&
+                qry_cursor_encode(strtoll(PQgetvalue(r, rows - 1, 1), NULL, 10),
+                                  PQgetvalue(r, rows - 1, 0), cur) == ASTRO_OK;
+    jw_for(&w, r);
+    qry_jw_open(&w, NULL, '{');
+    rows_jw(&w, r, kind);
+    qry_jw_kint(&w, "count", rows);
+    qry_jw_kint(&w, "limit", (long long)f.limit);
+    qry_jw_kint(&w, "offset", (long long)f.offset);
+    qry_jw_kstr(&w, "next_cursor", more ? cur : NULL);
+    qry_jw_close(&w, '}');
     PQclear(r);
-    qry_reply_json(c, 200, o);
+    qry_timing_add(qry_worker_of(c), QRY_ST_RENDER, t0);
+    qry_reply_jw(c, 200, &w);
 }
 
 /* Checks the id path segment and the (empty) query string. */
@@ -155,10 +148,14 @@ by_id(struct qry_ctx *ctx, struct mg_connection *c, enum qry_kind kind, const ch
         reply_db_error(ctx, c, "by id", err);
         return;
     }
-    if (PQntuples(r) == 0)
+    if (PQntuples(r) == 0) {
         qry_reply_error(ctx, c, 404, "not_found", NULL, "no event with this id");
-    else
-        qry_reply_json(c, 200, row_json(r, 0, kind));
+    } else {
+        struct qry_jw w;
+        jw_for(&w, r);
+        row_jw(&w, NULL, r, 0, kind);
+        qry_reply_jw(c, 200, &w);
+    }
     PQclear(r);
 }
 
@@ -182,12 +179,15 @@ lineage(struct qry_ctx *ctx, struct mg_connection *c, const char *id_in, const c
     } else if (PQntuples(m) == 0) {
         qry_reply_error(ctx, c, 404, "not_found", NULL, "no multi event with this id");
     } else {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "event_id", id);
-        cJSON_AddRawToObject(o, "source_events", PQgetvalue(m, 0, 11));
-        cJSON_AddItemToObject(o, "events", rows_json(r, QRY_MONO));
-        cJSON_AddNumberToObject(o, "count", PQntuples(r));
-        qry_reply_json(c, 200, o);
+        struct qry_jw out;
+        jw_for(&out, r);
+        qry_jw_open(&out, NULL, '{');
+        qry_jw_kstr(&out, "event_id", id);
+        qry_jw_kraw(&out, "source_events", PQgetvalue(m, 0, 11));
+        rows_jw(&out, r, QRY_MONO);
+        qry_jw_kint(&out, "count", PQntuples(r));
+        qry_jw_close(&out, '}');
+        qry_reply_jw(c, 200, &out);
     }
     PQclear(m);
     PQclear(r);

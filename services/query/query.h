@@ -31,6 +31,7 @@ struct qry_config {
     int64_t max_request_bytes;  /* ASTRO_QUERY_MAX_REQUEST */
     int64_t buffer_max;     /* ASTRO_QUERY_BUFFER_MAX: entries read for /buffer/{key}/stats */
     int64_t key_cache_ms;   /* ASTRO_QUERY_KEY_CACHE_TTL */
+    int64_t slow_log_ms;    /* ASTRO_QUERY_SLOW_LOG: log requests this slow, 0 = off */
 };
 
 extern const struct astro_cfg_var qry_cfg_vars[];
@@ -94,6 +95,45 @@ int qry_parse_time(const char *s, int64_t *us, char *err, size_t errlen) ASTRO_M
 int qry_url_decode(const char *src, size_t n, char *out, size_t size, char *err,
                    size_t errlen) ASTRO_MUST_CHECK;
 
+/* ---- candles and indicators (agg_params.c, candles.c) -------------------------------- */
+
+#define QRY_AGG_TF_DEFAULT "1m"
+#define QRY_AGG_NAMES_MAX 24 /* = ASTRO_AGG_IND_MAX: the indicators one candle can carry */
+#define QRY_AGG_NAME_MAX 32  /* = ASTRO_AGG_IND_NAME_MAX */
+
+enum qry_agg_endpoint { QRY_EP_CANDLES, QRY_EP_INDICATORS };
+
+/* Which optional filters are present; also selects the prepared statement. */
+enum {
+    QRY_A_TYPE = 1u << 0,
+    QRY_A_START = 1u << 1,
+    QRY_A_END = 1u << 2,
+    QRY_A_NAMES = 1u << 3, /* indicators only */
+};
+
+struct qry_agg_filter {
+    unsigned present;
+    char tf[16];   /* the timeframe label as given (default QRY_AGG_TF_DEFAULT) */
+    int64_t tf_us; /* its span */
+    char type[ASTRO_EVENT_NAME_MAX + 1];
+    int64_t start_us, end_us; /* [start, end) on bucket_start */
+    int64_t limit;            /* candles or buckets, 1..QRY_LIMIT_MAX */
+    size_t n_names;
+    char names[QRY_AGG_NAMES_MAX][QRY_AGG_NAME_MAX + 1];
+};
+
+/* Parses the raw query string qs (NULL = empty) of /candles/{key} or /indicators/{key} into *f
+ * (caller's storage, fully overwritten): timeframe, type, start_time, end_time, limit, and for
+ * indicators names (comma-separated, each a name astro-leaflet can emit, no repeats, at most
+ * QRY_AGG_NAMES_MAX). ASTRO_ERR with the parameter and a reason in *e. */
+int qry_agg_params_parse(enum qry_agg_endpoint ep, const char *qs, struct qry_agg_filter *f,
+                         struct qry_error *e) ASTRO_MUST_CHECK;
+
+/* Whether s is an indicator name of the contract: sma_<n>, ema_<n>, rsi_<n>,
+ * macd[_signal|_hist]_<f>_<s>_<g>, bb_(upper|middle|lower)_<n>_<k> (periods 1..9999 without
+ * leading zeros, k a decimal as written in the rules, e.g. 2 or 2.5). */
+bool qry_indicator_name_valid(const char *s);
+
 /* ---- keyset cursor (cursor.c) ------------------------------------------------------- */
 
 #define QRY_CURSOR_VERSION 1
@@ -145,7 +185,50 @@ struct astro_apikey_cache *qry_worker_keys(struct qry_worker *w);
 bool qry_worker_prepared(struct qry_worker *w, unsigned slot);
 void qry_worker_set_prepared(struct qry_worker *w, unsigned slot);
 void *qry_worker_init(const struct mg_context *mg, int thread_type);
+
+/* Per-request stage times (timing.c), kept in the worker so a slow request can be logged with
+ * where its time went. qry_timing_begin() starts a request; qry_timing_add() charges the time
+ * since t0 (from qry_mono_us()) to a stage; qry_timing_end() logs the request at warn level
+ * when it took ASTRO_QUERY_SLOW_LOG or more (0 = never). All are no-ops when w is NULL. */
+enum qry_stage { QRY_ST_AUTH, QRY_ST_PREPARE, QRY_ST_DB, QRY_ST_RENDER, QRY_ST_WRITE, QRY_ST_N };
+struct qry_timing {
+    int64_t stage_us[QRY_ST_N];
+};
+struct qry_timing *qry_worker_timing(struct qry_worker *w);
+const struct qry_config *qry_worker_config(const struct qry_worker *w);
+int64_t qry_mono_us(void);
+void qry_timing_begin(struct qry_worker *w);
+void qry_timing_add(struct qry_worker *w, enum qry_stage st, int64_t t0);
+void qry_timing_end(struct qry_worker *w, const char *path, int64_t total_us);
 void qry_worker_exit(const struct mg_context *mg, int thread_type, void *p);
+
+/* A JSON text writer (jsonw.c) for pages rendered straight from libpq's text: one buffer with
+ * QRY_JW_HEAD bytes kept in front for the HTTP head. Members are written in order; `first`
+ * tracks whether a separator is due. An allocation failure marks oom and drops later writes
+ * (qry_reply_jw then answers 500). The buffer is owned by the writer: qry_jw_cleanup(). */
+#define QRY_JW_HEAD 192
+struct qry_jw {
+    char *buf;
+    size_t len, cap;
+    bool oom, first;
+};
+void qry_jw_init(struct qry_jw *w, size_t hint);
+void qry_jw_cleanup(struct qry_jw *w);
+void qry_jw_raw(struct qry_jw *w, const char *s, size_t n);
+void qry_jw_lit(struct qry_jw *w, const char *s);
+void qry_jw_str(struct qry_jw *w, const char *s); /* quoted, escaped */
+/* key NULL: an array element. bracket '{' / '[' and the matching close. */
+void qry_jw_open(struct qry_jw *w, const char *key, char bracket);
+void qry_jw_close(struct qry_jw *w, char bracket);
+void qry_jw_key(struct qry_jw *w, const char *key);
+void qry_jw_kstr(struct qry_jw *w, const char *key, const char *s); /* s NULL: null */
+void qry_jw_kraw(struct qry_jw *w, const char *key, const char *json);
+void qry_jw_kint(struct qry_jw *w, const char *key, long long v);
+/* A float8 as PostgreSQL prints it (shortest round-trip text): as is when it is a JSON
+ * number, null otherwise (NaN, infinities). */
+void qry_jw_knum(struct qry_jw *w, const char *key, const char *pg_text);
+/* Whether s is a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+bool qry_is_json_number(const char *s);
 
 /* Responses (reply.c). qry_reply_json takes ownership of body (freed here). */
 void qry_reply_json(struct mg_connection *c, int status, struct cJSON *body);
@@ -154,6 +237,12 @@ void qry_reply_text(struct mg_connection *c, int status, const char *ctype, cons
 void qry_reply_error(struct qry_ctx *ctx, struct mg_connection *c, int status, const char *code,
                      const char *param, const char *msg);
 void qry_reply_bad(struct qry_ctx *ctx, struct mg_connection *c, const struct qry_error *e);
+/* Sends the writer's text as a JSON body, the head written into the room in front of it (one
+ * write, no copy of the body); 500 if the writer ran out of memory. Cleans w up. */
+void qry_reply_jw(struct mg_connection *c, int status, struct qry_jw *w);
+/* Adds a PostgreSQL float8 text as a JSON number (copied as is: PostgreSQL prints the
+ * shortest round-trip text), or null for NaN / infinities / anything not a JSON number. */
+void qry_json_add_pg_number(struct cJSON *o, const char *name, const char *text);
 
 /* Auth (auth.c): checks the API key (read scope) and the key's rate limit. ASTRO_OK when the
  * request may proceed; otherwise the 401/403/429/503 answer was sent. */
@@ -169,6 +258,11 @@ void qry_buffer_route(struct qry_ctx *ctx, struct mg_connection *c, const char *
 void qry_health_route(struct qry_ctx *ctx, struct mg_connection *c, const char *path);
 void qry_metrics_route(struct qry_ctx *ctx, struct mg_connection *c);
 void qry_stats_route(struct qry_ctx *ctx, struct mg_connection *c);
+/* /candles/{key} and /indicators/{key} (candles.c; path is the decoded path). */
+void qry_candles_route(struct qry_ctx *ctx, struct mg_connection *c, const char *path,
+                       const char *qs);
+void qry_indicators_route(struct qry_ctx *ctx, struct mg_connection *c, const char *path,
+                          const char *qs);
 
 /* Health probes, also used by /stats: add to obj, return true when healthy. */
 bool qry_probe_redis(struct qry_worker *w, struct cJSON *obj);

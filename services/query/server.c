@@ -41,8 +41,21 @@ dispatch(struct qry_ctx *ctx, struct mg_connection *c, const char *path, const c
         qry_events_route(ctx, c, path, qs);
     else if (strncmp(path, "/buffer/", 8) == 0)
         qry_buffer_route(ctx, c, path, qs);
+    else if (strncmp(path, "/candles/", 9) == 0)
+        qry_candles_route(ctx, c, path, qs);
+    else if (strncmp(path, "/indicators/", 12) == 0)
+        qry_indicators_route(ctx, c, path, qs);
     else
         qry_reply_error(ctx, c, 404, "not_found", NULL, "no such endpoint");
+}
+
+static bool
+authorized(struct qry_ctx *ctx, struct qry_worker *w, struct mg_connection *c)
+{
+    int64_t t0 = qry_mono_us();
+    bool ok = qry_auth_check(ctx, c) == ASTRO_OK;
+    qry_timing_add(w, QRY_ST_AUTH, t0);
+    return ok;
 }
 
 static int
@@ -50,20 +63,23 @@ on_request(struct mg_connection *c, void *arg)
 {
     struct qry_ctx *ctx = arg;
     const struct mg_request_info *ri = mg_get_request_info(c);
-    int64_t t0 = astro_now_us();
+    struct qry_worker *w = qry_worker_of(c);
+    int64_t t0 = qry_mono_us();
+    qry_timing_begin(w);
     astro_counter_inc(ctx->m.requests);
     astro_gauge_add(ctx->m.in_flight, 1);
     const char *path = ri->local_uri != NULL ? ri->local_uri : "/";
     if (strcmp(ri->request_method, "GET") != 0) {
         qry_reply_error(ctx, c, 405, "method_not_allowed", NULL, "only GET is served");
-    } else if (qry_worker_of(c) == NULL) {
+    } else if (w == NULL) {
         qry_reply_error(ctx, c, 503, "internal", NULL, "worker not initialised");
-    } else if (is_open_path(ctx, path) || !ctx->cfg->auth ||
-               qry_auth_check(ctx, c) == ASTRO_OK) {
+    } else if (is_open_path(ctx, path) || !ctx->cfg->auth || authorized(ctx, w, c)) {
         dispatch(ctx, c, path, ri->query_string);
     }
+    int64_t took = qry_mono_us() - t0;
     astro_gauge_add(ctx->m.in_flight, -1);
-    astro_histogram_observe(ctx->m.latency, (double)(astro_now_us() - t0) / 1e6);
+    astro_histogram_observe(ctx->m.latency, (double)took / 1e6);
+    qry_timing_end(w, path, took);
     return 200;
 }
 

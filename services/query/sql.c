@@ -148,8 +148,11 @@ qry_sql_exec(struct qry_worker *w, unsigned slot, const char *sql, int n,
         return NULL;
     char name[16];
     snprintf(name, sizeof(name), "q%u", slot);
+    int64_t t0 = qry_mono_us();
     if (!qry_worker_prepared(w, slot)) {
         PGresult *r = PQprepare(pg->conn, name, sql, n, NULL);
+        qry_timing_add(w, QRY_ST_PREPARE, t0);
+        t0 = qry_mono_us();
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             astro_pg_result_error(pg->conn, r, err, errlen);
             PQclear(r);
@@ -159,6 +162,7 @@ qry_sql_exec(struct qry_worker *w, unsigned slot, const char *sql, int n,
         qry_worker_set_prepared(w, slot);
     }
     PGresult *r = PQexecPrepared(pg->conn, name, n, params, NULL, NULL, 0);
+    qry_timing_add(w, QRY_ST_DB, t0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         astro_pg_result_error(pg->conn, r, err, errlen);
         PQclear(r);

@@ -13,6 +13,8 @@
 #define QRY_SLOT_MULTI_ID 65
 #define QRY_SLOT_LINEAGE 66
 #define QRY_SLOT_STATS 67
+#define QRY_SLOT_CANDLES 96     /* + QRY_A_* mask: 96..103 */
+#define QRY_SLOT_INDICATORS 112 /* + QRY_A_* mask: 112..127 */
 #define QRY_SLOT_MULTI_BASE 256
 
 extern const char qry_sql_mono_by_id[];

@@ -155,18 +155,18 @@ START_TEST(test_migrate_twice_second_is_noop)
     ck_assert_msg(admin(&r, url, "migrate") == 0, "%s", r.out);
     ck_assert_msg(strstr(r.out, "applied 0001_event_tables") != NULL, "%s", r.out);
     ck_assert_msg(strstr(r.out, "applied 0005_candles") != NULL, "%s", r.out);
-    ck_assert_msg(strstr(r.out, "schema is now at version 5") != NULL, "%s", r.out);
+    ck_assert_msg(strstr(r.out, "schema is now at version 6") != NULL, "%s", r.out);
     ck_assert_msg(admin(&r, url, "migrate") == 0, "%s", r.out);
-    ck_assert_msg(strstr(r.out, "schema is up to date (version 5)") != NULL, "%s", r.out);
+    ck_assert_msg(strstr(r.out, "schema is up to date (version 6)") != NULL, "%s", r.out);
     ck_assert_msg(strstr(r.out, "applied") == NULL, "second run applied something: %s", r.out);
     ck_assert_msg(admin(&r, url, "status") == 0, "%s", r.out);
-    ck_assert_int_eq(count_of(r.out, "applied  "), 5);
+    ck_assert_int_eq(count_of(r.out, "applied  "), 6);
     ck_assert_ptr_null(strstr(r.out, "pending"));
     PGconn *c = db(url);
     ck_scalar(c, "SELECT string_agg(version::text || ':' || name, ',' ORDER BY version) "
                  "FROM schema_migrations",
               "1:0001_event_tables,2:0002_aggregates,3:0003_operations,4:0004_roles,"
-              "5:0005_candles");
+              "5:0005_candles,6:0006_agg_query");
     PQfinish(c);
 }
 END_TEST
@@ -265,7 +265,7 @@ START_TEST(test_failing_migration_changes_nothing)
     ck_assert_msg(admin(&r, url, "migrate") == 0, "%s", r.out);
     ck_assert_msg(strstr(r.out, "applied 0002_aggregates") != NULL, "%s", r.out);
     ck_assert_msg(strstr(r.out, "applied 0001") == NULL, "%s", r.out);
-    ck_scalar(c, "SELECT max(version) FROM schema_migrations", "5");
+    ck_scalar(c, "SELECT max(version) FROM schema_migrations", "6");
     PQfinish(c);
 }
 END_TEST
@@ -320,7 +320,7 @@ START_TEST(test_concurrent_migrates_serialize)
     ck_scalar(c, "SELECT pg_advisory_unlock(7022084278845270375)", "t");
     ck_assert_msg(admin_wait(&a) == 0, "%s", a.out);
     ck_assert_msg(strstr(a.out, "waiting for the migration lock") != NULL, "%s", a.out);
-    ck_assert_msg(strstr(a.out, "schema is now at version 5") != NULL, "%s", a.out);
+    ck_assert_msg(strstr(a.out, "schema is now at version 6") != NULL, "%s", a.out);
     /* Two at once on a fresh database: one applies, the other finds it up to date. */
     char url2[256];
     fresh_db("concurrent2", url2, sizeof(url2));
@@ -329,8 +329,8 @@ START_TEST(test_concurrent_migrates_serialize)
     ck_assert_msg(admin_wait(&a) == 0, "%s", a.out);
     ck_assert_msg(admin_wait(&b) == 0, "%s", b.out);
     ck_assert_int_eq(count_of(a.out, "applied 0001") + count_of(b.out, "applied 0001"), 1);
-    ck_assert_int_eq(count_of(a.out, "up to date (version 5)") +
-                         count_of(b.out, "up to date (version 5)"), 1);
+    ck_assert_int_eq(count_of(a.out, "up to date (version 6)") +
+                         count_of(b.out, "up to date (version 6)"), 1);
     PQfinish(c);
 }
 END_TEST

@@ -16,11 +16,13 @@
 
 #include <cjson/cJSON.h>
 
+#include "astro/agg.h"
 #include "astro/apikey.h"
 #include "astro/event.h"
 #include "astro/partition.h"
 #include "astro/pg.h"
 #include "astro/redis.h"
+#include "astro/time.h"
 #include "servers.h"
 #include "spawn.h"
 #include "wsraw.h"
@@ -186,6 +188,36 @@ fill_pg(void)
         " event_type, correlation_rule, count(*) FROM multi_events GROUP BY 1, 2, 3, 4, 5");
 }
 
+/* Issue 9 aggregates as the archiver stores them (sql/0005_candles.sql), key k-agg: 1m trade
+ * candles at minutes 0..9 of BASE (open 100+n, high 102+n, low 99+n, close 101.25+n, volume
+ * 10+n, count 5+n, vwap 100.5+n), 1m quote candles at minutes 0..2 (minute 2 without vwap), one
+ * 5m trade candle; indicators of the 1m trade series: sma_2 from minute 1 (ready), ema_3 from
+ * minute 2 (ready), rsi_14 from minute 5 (not ready), and one quote sma_2 at minute 1. */
+static void
+fill_candles(void)
+{
+    sql("INSERT INTO candles (key, event_type, \"interval\", bucket_start, open, high, low,"
+        " close, volume, trades, vwap) SELECT 'k-agg', 'trade', '1m', '" BASE "'::timestamptz"
+        " + n * interval '1 minute', 100 + n, 102 + n, 99 + n, 101.25 + n, 10 + n, 5 + n,"
+        " 100.5 + n FROM generate_series(0, 9) n");
+    sql("INSERT INTO candles (key, event_type, \"interval\", bucket_start, open, high, low,"
+        " close, volume, trades, vwap) SELECT 'k-agg', 'quote', '1m', '" BASE "'::timestamptz"
+        " + n * interval '1 minute', 1 + n, 2 + n, 0.5 + n, 1.5 + n, 0, 1, CASE WHEN n = 2 THEN"
+        " NULL ELSE 1.25 + n END FROM generate_series(0, 2) n");
+    sql("INSERT INTO candles (key, event_type, \"interval\", bucket_start, open, high, low,"
+        " close, volume, trades, vwap) VALUES ('k-agg', 'trade', '5m', '" BASE "', 100, 111, 99,"
+        " 105.25, 60, 35, 104)");
+    sql("INSERT INTO indicators (key, event_type, name, \"interval\", ts, value, ready)"
+        " SELECT 'k-agg', 'trade', 'sma_2', '1m', '" BASE "'::timestamptz + n * interval"
+        " '1 minute', 100.75 + n, true FROM generate_series(1, 9) n UNION ALL"
+        " SELECT 'k-agg', 'trade', 'ema_3', '1m', '" BASE "'::timestamptz + n * interval"
+        " '1 minute', 1.5 * n, true FROM generate_series(2, 9) n UNION ALL"
+        " SELECT 'k-agg', 'trade', 'rsi_14', '1m', '" BASE "'::timestamptz + n * interval"
+        " '1 minute', 50 + n, false FROM generate_series(5, 9) n UNION ALL"
+        " SELECT 'k-agg', 'quote', 'sma_2', '1m', '" BASE "'::timestamptz + interval"
+        " '1 minute', 2, true");
+}
+
 /* One mono event XADDed in the real stream format to its key's partition (of 16). */
 static void
 xadd(struct astro_redis *r, const char *id, int64_t ts_us, const char *src, char *key,
@@ -250,6 +282,7 @@ setup(void)
     ck_assert_int_eq(harness_pg_create_db(ps, "astro", db_url, sizeof(db_url)), 0);
     migrate();
     fill_pg();
+    fill_candles();
     fill_redis();
     daemon_port = free_port();
     daemon_pid = start_daemon(daemon_port, "0", "1s");
@@ -549,6 +582,25 @@ static const struct hostile hostile[] = {
     {"/buffer/room%2F1/last/1001", "n"},
     {"/buffer/room%2F1/last/abc", "n"},
     {"/buffer/a%01b/latest", "key"},
+    {"/candles/k-agg?timeframe=7m", "timeframe"},
+    {"/candles/k-agg?timeframe=1x", "timeframe"},
+    {"/candles/k-agg?timeframe=60", "timeframe"},
+    {"/candles/k-agg?start_time=noon", "start_time"},
+    {"/candles/k-agg?limit=0", "limit"},
+    {"/candles/k-agg?limit=5000", "limit"},
+    {"/candles/k-agg?names=sma_20", "names"},
+    {"/candles/k-agg?type=x'%3B--", "type"},
+    {"/candles/", "key"},
+    {"/candles/a%01b", "key"},
+    {"/indicators/k-agg?names=sma_20,sma_x", "names"},
+    {"/indicators/k-agg?names=foo_1", "names"},
+    {"/indicators/k-agg?names=sma_20,sma_20", "names"},
+    {"/indicators/k-agg?names=sma_1,sma_2,sma_3,sma_4,sma_5,sma_6,sma_7,sma_8,sma_9,sma_10,"
+     "sma_11,sma_12,sma_13,sma_14,sma_15,sma_16,sma_17,sma_18,sma_19,sma_20,sma_21,sma_22,"
+     "sma_23,sma_24,sma_25", "names"},
+    {"/indicators/k-agg?timeframe=1d&limit=-1", "limit"},
+    {"/indicators/k-agg?start_time=2026-11-30T00:01:00Z&end_time=2026-11-30T00:01:00Z",
+     "end_time"},
 };
 
 START_TEST(test_hostile_parameters)
@@ -698,6 +750,151 @@ START_TEST(test_through_the_archiver)
 }
 END_TEST
 
+/* ---- candles and indicators (issue 9) ---- */
+
+/* The 1m trade candle of minute n as fill_candles() stored it, shaped by the contract's own
+ * astro_candle_to_json(): what the endpoint must answer. */
+static cJSON *
+expected_trade_candle(int n)
+{
+    struct astro_candle c;
+    char err[128];
+    memset(&c, 0, sizeof(c));
+    c.key = strdup("k-agg");
+    snprintf(c.type, sizeof(c.type), "trade");
+    snprintf(c.tf, sizeof(c.tf), "1m");
+    c.tf_us = 60000000;
+    ck_assert_int_eq(astro_time_parse_rfc3339(BASE, strlen(BASE), &c.bucket_us, err,
+                                              sizeof(err)), ASTRO_OK);
+    c.bucket_us += n * c.tf_us;
+    c.open = 100 + n, c.high = 102 + n, c.low = 99 + n, c.close = 101.25 + n;
+    c.volume = 10 + n, c.count = 5 + n, c.vwap = 100.5 + n;
+    struct astro_indicator_value ema = {"ema_3", 1.5 * n, true, true};
+    struct astro_indicator_value rsi = {"rsi_14", 50 + n, true, false};
+    struct astro_indicator_value sma = {"sma_2", 100.75 + n, true, true};
+    if (n >= 2)
+        c.ind[c.n_ind++] = ema;
+    if (n >= 5)
+        c.ind[c.n_ind++] = rsi;
+    if (n >= 1)
+        c.ind[c.n_ind++] = sma;
+    cJSON *j = astro_candle_to_json(&c);
+    astro_candle_cleanup(&c);
+    ck_assert_ptr_nonnull(j);
+    return j;
+}
+
+/* The page's candles are the 1m trade candles of minutes first.. in order. */
+static void
+expect_trade_candles(const char *path, int first, int n)
+{
+    cJSON *j = get_json(path, 200), *c;
+    ck_assert_msg(num(j, "count") == n, "%s: %s", path, body);
+    int i = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "candles")) {
+        /* compared as parsed JSON: astro_candle_to_json holds its numbers as raw text */
+        cJSON *built = expected_trade_candle(first + i++);
+        char *got_text = cJSON_PrintUnformatted(c), *want_text = cJSON_PrintUnformatted(built);
+        cJSON *want = cJSON_Parse(want_text);
+        ck_assert_msg(cJSON_Compare(c, want, true), "%s: candle %d\n got %s\nwant %s", path,
+                      i - 1, got_text, want_text);
+        free(got_text);
+        free(want_text);
+        cJSON_Delete(want);
+        cJSON_Delete(built);
+    }
+    ck_assert_int_eq(i, n);
+    cJSON_Delete(j);
+}
+
+START_TEST(test_candles)
+{
+    /* the newest 3, oldest first; the default timeframe is 1m */
+    expect_trade_candles("/candles/k-agg?timeframe=1m&type=trade&limit=3", 7, 3);
+    expect_trade_candles("/candles/k-agg?type=trade&start_time=2026-11-30T00:02:00Z"
+                         "&end_time=1795997100000", 2, 3);
+    cJSON *j = get_json("/candles/k-agg?type=trade&timeframe=1m&limit=1", 200);
+    ck_assert_str_eq(str(j, "key"), "k-agg");
+    ck_assert_str_eq(str(j, "timeframe"), "1m");
+    ck_assert_str_eq(str(j, "event_type"), "trade");
+    ck_assert(num(j, "limit") == 1);
+    cJSON_Delete(j);
+    /* every event type of the key: by bucket, then type; quote minute 2 has no vwap */
+    j = get_json("/candles/k-agg?limit=1000", 200);
+    cJSON *a = cJSON_GetObjectItem(j, "candles");
+    ck_assert_int_eq(cJSON_GetArraySize(a), 13);
+    ck_assert_str_eq(str(cJSON_GetArrayItem(a, 0), "event_type"), "quote");
+    ck_assert_str_eq(str(cJSON_GetArrayItem(a, 1), "event_type"), "trade");
+    ck_assert_str_eq(str(cJSON_GetArrayItem(a, 4), "bucket_start"), "2026-11-30T00:02:00.000000Z");
+    ck_assert_str_eq(str(cJSON_GetArrayItem(a, 4), "event_type"), "quote");
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(a, 4), "vwap")));
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "event_type")));
+    cJSON_Delete(j);
+    /* another timeframe is another series */
+    j = get_json("/candles/k-agg?timeframe=5m", 200);
+    a = cJSON_GetObjectItem(j, "candles");
+    ck_assert_int_eq(cJSON_GetArraySize(a), 1);
+    ck_assert_str_eq(str(cJSON_GetArrayItem(a, 0), "bucket_end"), "2026-11-30T00:05:00.000000Z");
+    ck_assert(num(cJSON_GetArrayItem(a, 0), "close") == 105.25);
+    cJSON_Delete(j);
+    j = get_json("/candles/no-such-key", 200);
+    ck_assert(num(j, "count") == 0);
+    cJSON_Delete(j);
+    /* the read scope, like every data endpoint */
+    ck_assert_int_eq(http_get(daemon_port, "/candles/k-agg", NULL, NULL, 0), 401);
+    ck_assert_int_eq(http_get(daemon_port, "/indicators/k-agg",
+                              "Authorization: Bearer " INGEST_KEY "\r\n", NULL, 0), 403);
+}
+END_TEST
+
+/* Bucket i of an /indicators page: its start, type and the names it holds. */
+static const cJSON *
+bucket(const cJSON *j, int i, const char *start, const char *type, int names)
+{
+    const cJSON *b = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "indicators"), i);
+    ck_assert_msg(b != NULL, "no bucket %d: %s", i, body);
+    ck_assert_str_eq(str(b, "bucket_start"), start);
+    ck_assert_str_eq(str(b, "event_type"), type);
+    ck_assert_str_eq(str(b, "key"), "k-agg");
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(b, "indicators")), names);
+    return cJSON_GetObjectItem(b, "indicators");
+}
+
+START_TEST(test_indicators)
+{
+    cJSON *j = get_json("/indicators/k-agg?timeframe=1m&type=trade&names=sma_2,rsi_14&limit=2",
+                        200);
+    ck_assert(num(j, "count") == 2);
+    const cJSON *ind = bucket(j, 0, "2026-11-30T00:08:00.000000Z", "trade", 2);
+    ck_assert(num(cJSON_GetObjectItem(ind, "sma_2"), "value") == 108.75);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(ind, "sma_2"), "ready")));
+    ck_assert(num(cJSON_GetObjectItem(ind, "rsi_14"), "value") == 58);
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(ind, "rsi_14"), "ready")));
+    bucket(j, 1, "2026-11-30T00:09:00.000000Z", "trade", 2);
+    cJSON_Delete(j);
+    /* no names: every stored indicator of each bucket; minute 0 has none */
+    j = get_json("/indicators/k-agg?type=trade&start_time=2026-11-30T00:00:00Z"
+                 "&end_time=2026-11-30T00:03:00Z", 200);
+    ck_assert(num(j, "count") == 2);
+    bucket(j, 0, "2026-11-30T00:01:00.000000Z", "trade", 1);
+    ind = bucket(j, 1, "2026-11-30T00:02:00.000000Z", "trade", 2);
+    ck_assert(num(cJSON_GetObjectItem(ind, "ema_3"), "value") == 3);
+    ck_assert_str_eq(str(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "indicators"), 1),
+                         "bucket_end"), "2026-11-30T00:03:00.000000Z");
+    cJSON_Delete(j);
+    /* no type: the quote and trade buckets of minute 1, by type */
+    j = get_json("/indicators/k-agg?names=sma_2&end_time=2026-11-30T00:02:00Z", 200);
+    ck_assert(num(j, "count") == 2);
+    ind = bucket(j, 0, "2026-11-30T00:01:00.000000Z", "quote", 1);
+    ck_assert(num(cJSON_GetObjectItem(ind, "sma_2"), "value") == 2);
+    bucket(j, 1, "2026-11-30T00:01:00.000000Z", "trade", 1);
+    cJSON_Delete(j);
+    j = get_json("/indicators/k-agg?timeframe=4h", 200);
+    ck_assert(num(j, "count") == 0);
+    cJSON_Delete(j);
+}
+END_TEST
+
 static Suite *
 query_suite(void)
 {
@@ -711,6 +908,8 @@ query_suite(void)
     tcase_add_test(tc, test_multi_filters_and_lineage);
     tcase_add_test(tc, test_stats_from_rollups);
     tcase_add_test(tc, test_buffer);
+    tcase_add_test(tc, test_candles);
+    tcase_add_test(tc, test_indicators);
     tcase_add_loop_test(tc, test_hostile_parameters, 0,
                         (int)(sizeof(hostile) / sizeof(hostile[0])));
     tcase_add_test(tc, test_huge_query_string);
