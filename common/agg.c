@@ -272,9 +272,16 @@ decode_ind(const struct aspan *s, struct astro_candle *c, char *err, size_t errl
                    ASTRO_AGG_IND_MAX);
         goto done;
     }
-    for (const cJSON *it = arr->child; it != NULL; it = it->next, c->n_ind++)
+    for (const cJSON *it = arr->child; it != NULL; it = it->next, c->n_ind++) {
         if (ind_decode_item(it, c->n_ind, &c->ind[c->n_ind], err, errlen) != ASTRO_OK)
             goto done;
+        for (size_t k = 0; k < c->n_ind; k++)
+            if (strcmp(c->ind[k].name, c->ind[c->n_ind].name) == 0) {
+                astro_fail(err, errlen, "agg field ind[%zu]: \"%s\" given twice", c->n_ind,
+                           c->ind[k].name);
+                goto done;
+            }
+    }
     rc = ASTRO_OK;
 done:
     cJSON_Delete(arr);

@@ -1,13 +1,14 @@
 /* astro-archiver: moves the durable streams (astro:mono:{p}, astro:multi:{p}, astro:sessions,
- * astro:predictions, astro:late) from Redis into PostgreSQL through the `archiver` consumer
+ * astro:predictions, astro:late, astro:agg:{p}) from Redis into PostgreSQL through the `archiver` consumer
  * group, trims the hot tier and reports its unarchived length for ingest's backpressure. See
  * docs/archiver.md.
  *
- * Threads: the main thread runs the service base (signals, HTTP health, the drain poll); the
- * archive pipeline is a reader thread (XAUTOCLAIM, blocking XREADGROUP, decoding) and a writer
- * thread (COPY, COMMIT, XACK), each with its own sync connections (pipeline.h); a housekeeper
- * thread trims, reports the backlog and keeps day partitions. They share only atomics, the
- * (thread-safe) metrics and the pipeline's two batch slots. */
+ * Threads: the main thread runs the service base (signals, HTTP health, the drain poll); each
+ * of the ASTRO_WRITERS archive pipelines owns a share of the streams and is a reader thread
+ * (XAUTOCLAIM, blocking XREADGROUP, decoding) and a writer thread (COPY, COMMIT, XACK), each
+ * with its own sync connections (pipeline.h); a housekeeper thread trims, reports the backlog
+ * and keeps day partitions. They share only atomics, the (thread-safe) metrics and, within a
+ * pipeline, its two batch slots. */
 #ifndef ARC_ARCHIVER_H
 #define ARC_ARCHIVER_H
 
@@ -19,6 +20,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "astro/agg.h"
 #include "astro/config.h"
 #include "astro/event.h"
 #include "astro/metrics.h"
@@ -45,6 +47,7 @@ struct arc_config {
     int64_t cold_retention_days; /* ASTRO_COLD_RETENTION_DAYS; 0 = keep forever */
     int64_t partitions_ahead;  /* ASTRO_PARTITIONS_AHEAD days */
     int64_t test_crash_after_commit; /* ASTRO_TEST_CRASH_AFTER_COMMIT (test only) */
+    int64_t writers;           /* ASTRO_WRITERS: pipelines (PostgreSQL connections) */
 };
 
 /* The config table and its length (static storage). */
@@ -53,9 +56,11 @@ const struct astro_cfg_var *arc_config_vars(size_t *n);
 /* ---- stream identities ---- */
 
 /* What a stream carries. Events (mono, multi) are COPYed; the low-volume side streams
- * (astro:sessions, astro:predictions, astro:late) are inserted row by row in the same
- * transaction (see side.c for their field layouts). */
-enum arc_kind { ARC_MONO, ARC_MULTI, ARC_SESSION, ARC_PREDICTION, ARC_LATE, ARC_KINDS };
+ * (astro:sessions, astro:predictions, astro:late; see side.c for their field layouts) and the
+ * candles of astro:agg:{p} (candle.c) are upserted row by row in the same transaction. */
+enum arc_kind { ARC_MONO, ARC_MULTI, ARC_SESSION, ARC_PREDICTION, ARC_LATE, ARC_CANDLE, ARC_KINDS };
+/* Tables counted in the metrics: one per kind, plus the indicators written with candles. */
+enum { ARC_INDICATORS = ARC_KINDS, ARC_TABLES };
 
 #define ARC_SESSIONS_STREAM "astro:sessions"
 #define ARC_PREDICTIONS_STREAM "astro:predictions"
@@ -97,6 +102,8 @@ struct arc_row {
     struct astro_event ev;
     struct arc_side side;
     const redisReply *fields; /* the entry's field/value array (for astro:dead, late payload) */
+    struct astro_candle *candle; /* ARC_CANDLE: owned, freed by arc_batch_reset() */
+    bool redelivered;    /* claimed (XAUTOCLAIM): its row may already be archived */
 };
 
 /* Decodes a side-stream entry of kind (ARC_SESSION, ARC_PREDICTION, ARC_LATE) into out.
@@ -108,6 +115,20 @@ int arc_side_decode(enum arc_kind kind, const redisReply *fields, struct arc_sid
  * or updated. ASTRO_OK or ASTRO_ERR with "SQLSTATE ..." in err. */
 int arc_side_write(struct astro_pg *pg, const struct arc_row *row, enum arc_kind kind,
                    uint64_t *rows, char *err, size_t errlen) ASTRO_MUST_CHECK;
+
+/* Decodes an astro:agg:{p} entry (fields borrowed) into a new candle (*out; free with
+ * astro_candle_cleanup() and free()). ASTRO_OK, or ASTRO_ERR with a reason for astro:dead. */
+int arc_candle_decode(const redisReply *fields, struct astro_candle **out, char *err,
+                      size_t errlen) ASTRO_MUST_CHECK;
+
+/* Upserts one candle and its indicators that have a value (inside the caller's transaction),
+ * keyed by (key, event_type, interval, bucket_start) and (key, event_type, name, interval, ts):
+ * a redelivered candle changes nothing. c->inserted[ARC_CANDLE] / [ARC_INDICATORS] grow by the
+ * rows inserted or changed, c->offered[ARC_INDICATORS] by the indicators sent. ASTRO_OK or
+ * ASTRO_ERR with "SQLSTATE ..." in err. */
+struct arc_store_counts;
+int arc_candle_write(struct astro_pg *pg, const struct astro_candle *cd,
+                     struct arc_store_counts *c, char *err, size_t errlen) ASTRO_MUST_CHECK;
 
 /* An entry the decoder refused: never sent to PostgreSQL. */
 struct arc_reject {
@@ -141,9 +162,8 @@ long arc_batch_add_entries(struct arc_batch *b, redisReply *reply, const redisRe
                            int stream, enum arc_kind kind);
 
 /* Appends COPY text rows for the rows of one kind in rows[lo, hi) whose skip[i - lo] is false
- * (skip may be NULL): with keys, the key layout (row index, event_id, ts, source_stream,
- * event_type, rule); else the event table's own columns (see store.c). Returns the number of
- * rows written or -1. */
+ * (skip may be NULL): with keys, the key layout (row index, event_id, ts); else the event
+ * table's own columns (see store.c). Returns the number of rows written or -1. */
 long arc_rows_copy(const struct arc_row *rows, size_t lo, size_t hi, enum arc_kind kind,
                    const struct arc_stream *streams, const bool *skip, bool keys,
                    struct astro_pg_copybuf *buf);
@@ -152,6 +172,29 @@ long arc_rows_copy(const struct arc_row *rows, size_t lo, size_t hi, enum arc_ki
  * (same table, event id and time: one row in PostgreSQL). Returns how many, or -1. */
 long arc_rows_mark_dups(const struct arc_row *rows, size_t lo, size_t hi,
                         const struct arc_stream *streams, bool *skip);
+
+/* ---- minute rollups (rollup.c) ---- */
+
+/* One event_rollups row to add: inserted rows per UTC minute, kind, source, type and rule. */
+struct arc_rollup {
+    int64_t minute_us;                   /* start of the UTC minute, epoch µs */
+    enum arc_kind kind;                  /* ARC_MONO or ARC_MULTI */
+    const char *src, *type, *rule;       /* borrowed from the rows; rule "" for mono */
+    int64_t count;
+};
+
+/* Groups the event rows of rows[lo, hi) whose skip[i - lo] is false (skip may be NULL):
+ * *out gets a new array (free() it; NULL when *n is 0) of distinct groups, sorted. ASTRO_OK,
+ * or ASTRO_ERR when out of memory. */
+int arc_rollups_count(const struct arc_row *rows, size_t lo, size_t hi,
+                      const struct arc_stream *streams, const bool *skip,
+                      struct arc_rollup **out, size_t *n) ASTRO_MUST_CHECK;
+
+/* Adds the n groups to event_rollups in one statement inside the caller's transaction, locking
+ * the rollup rows in one fixed order (parallel writers never deadlock on them). ASTRO_OK, or
+ * ASTRO_ERR with "SQLSTATE ..." in err. */
+int arc_rollups_write(struct astro_pg *pg, const struct arc_rollup *g, size_t n, char *err,
+                      size_t errlen) ASTRO_MUST_CHECK;
 
 /* Writes the JSON object {"field": "value", ...} of an entry's fields (for astro:dead and
  * dead_events.payload). Returns a new string (free with cJSON_free()) or NULL. */
@@ -169,8 +212,8 @@ struct arc_store {
 };
 
 struct arc_store_counts {
-    uint64_t inserted[ARC_KINDS]; /* by enum arc_kind */
-    uint64_t offered[ARC_KINDS];
+    uint64_t inserted[ARC_TABLES]; /* by enum arc_kind, then ARC_INDICATORS */
+    uint64_t offered[ARC_TABLES];
 };
 
 /* Writes rows[lo, hi) in one transaction (see store.c): duplicates inside the range dropped,
@@ -210,8 +253,8 @@ bool arc_trim_floor(const struct arc_group_info *groups, size_t ngroups, struct 
 /* ---- the service ---- */
 
 struct arc_metrics {
-    struct astro_counter *rows[ARC_KINDS];
-    struct astro_counter *duplicates[ARC_KINDS];
+    struct astro_counter *rows[ARC_TABLES];
+    struct astro_counter *duplicates[ARC_TABLES];
     struct astro_counter *dead_decode;
     struct astro_counter *dead_refused;
     struct astro_counter *retries;
@@ -234,19 +277,23 @@ struct arc_ctx {
     const struct arc_config *cfg;
     struct astro_service *svc;
     struct arc_metrics m;
-    struct arc_stream *streams; /* mono 0..P-1, multi P..2P-1, then sessions, predictions, late */
+    struct arc_stream *streams; /* mono 0..P-1, multi P..2P-1, sessions, predictions, late,
+                                 * then agg 2P+3..3P+2 */
     size_t nstreams;
     char consumer[128];
-    pthread_t worker, keeper;
-    bool worker_started, keeper_started;
+    pthread_t keeper;
+    bool keeper_started;
     atomic_bool stop;      /* finish the batch in hand, ack, exit */
     atomic_bool abort_now; /* exit without waiting for PostgreSQL (deadline passed) */
-    atomic_bool worker_done;
+    atomic_bool worker_done; /* every pipeline's writer has finished */
+    atomic_uint writers_running;
     atomic_bool redis_ok, pg_ok;
     atomic_bool need_groups; /* a NOGROUP reply: Redis lost the groups (restart without data) */
+    atomic_bool parts_ready; /* the keeper's first partition pass is over */
     atomic_uint_fast64_t commits;
     struct event *drain_poll;
-    struct arc_pipe *pipe; /* the worker's batch slots; freed by arc_threads_join() */
+    struct arc_pipe **pipes; /* the archive pipelines; freed by arc_threads_join() */
+    size_t npipes;
 };
 
 int arc_metrics_register(struct arc_metrics *m, struct astro_metrics *reg) ASTRO_MUST_CHECK;
@@ -260,21 +307,22 @@ void arc_ctx_cleanup(struct arc_ctx *ctx);
 /* Health callback for astro_service_opts: reads atomics only. */
 bool arc_health(void *arg, struct cJSON *detail);
 
-/* Worker (archive pipeline) and housekeeper threads. */
+/* Worker (archive pipelines) and housekeeper threads. */
 int arc_worker_start(struct arc_ctx *ctx) ASTRO_MUST_CHECK;
+/* Joins every pipeline's threads and frees them (worker.c). */
+void arc_workers_join(struct arc_ctx *ctx);
 int arc_keeper_start(struct arc_ctx *ctx) ASTRO_MUST_CHECK;
 /* Joins both threads (after setting stop / abort_now) and frees the worker's state. */
 void arc_threads_join(struct arc_ctx *ctx);
-struct arc_pipe;
-void arc_worker_free(struct arc_pipe *p);
 
 /* Sync Redis helpers of the worker (redis.c). */
 redisReply *arc_redis_cmd(struct arc_ctx *ctx, struct astro_redis *r, int argc,
                           const char **argv, const size_t *argvlen) ASTRO_MUST_CHECK;
-int arc_read_new(struct arc_ctx *ctx, struct astro_redis *r, struct arc_batch *b, size_t want,
-                 int64_t block_ms) ASTRO_MUST_CHECK;
-int arc_claim_idle(struct arc_ctx *ctx, struct astro_redis *r, struct arc_batch *b,
-                   size_t want) ASTRO_MUST_CHECK;
+/* Both read the streams ctx->streams[idx[0..n)] only (a pipeline's share). */
+int arc_read_new(struct arc_ctx *ctx, struct astro_redis *r, const size_t *idx, size_t n,
+                 struct arc_batch *b, size_t want, int64_t block_ms) ASTRO_MUST_CHECK;
+int arc_claim_idle(struct arc_ctx *ctx, struct astro_redis *r, const size_t *idx, size_t n,
+                   struct arc_batch *b, size_t want) ASTRO_MUST_CHECK;
 int arc_ack(struct arc_ctx *ctx, struct astro_redis *r, const struct arc_batch *b, size_t lo,
             size_t hi) ASTRO_MUST_CHECK;
 int arc_ack_one(struct arc_ctx *ctx, struct astro_redis *r, int stream,

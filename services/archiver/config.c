@@ -32,6 +32,9 @@ static const struct astro_cfg_var arc_vars[] = {
     ARC_VAR("ASTRO_TEST_CRASH_AFTER_COMMIT", ASTRO_CFG_INT, "0", 0, 1000000000,
             test_crash_after_commit, 0,
             "TEST ONLY: _exit(3) after the Nth COMMIT, before its XACK (0 = off)"),
+    ARC_VAR("ASTRO_WRITERS", ASTRO_CFG_INT, "2", 1, 16, writers, 0,
+            "Archive pipelines: PostgreSQL writer connections committing in parallel, each"
+            " for a fixed share of the streams"),
 };
 
 const struct astro_cfg_var *

@@ -22,7 +22,8 @@ build_streams(struct arc_ctx *ctx, char *err, size_t errlen)
                 {ARC_PREDICTIONS_STREAM, ARC_PREDICTION},
                 {ARC_LATE_STREAM, ARC_LATE}};
     uint32_t p = (uint32_t)ctx->cfg->partitions;
-    ctx->nstreams = 2 * (size_t)p + ASTRO_ARRAY_LEN(side);
+    size_t nside = ASTRO_ARRAY_LEN(side);
+    ctx->nstreams = 3 * (size_t)p + nside;
     ctx->streams = calloc(ctx->nstreams, sizeof(*ctx->streams));
     if (ctx->streams == NULL)
         return astro_fail(err, errlen, "out of memory");
@@ -32,13 +33,14 @@ build_streams(struct arc_ctx *ctx, char *err, size_t errlen)
         s->kind = side[i].kind;
         snprintf(s->claim_cursor, sizeof(s->claim_cursor), "0-0");
     }
-    for (uint32_t i = 0; i < 2 * p; i++) {
-        struct arc_stream *s = &ctx->streams[i];
-        s->kind = i < p ? ARC_MONO : ARC_MULTI;
+    static const char *const names[] = {[ARC_MONO] = "mono", [ARC_MULTI] = "multi",
+                                        [ARC_CANDLE] = "agg"};
+    for (uint32_t i = 0; i < 3 * p; i++) {
+        struct arc_stream *s = &ctx->streams[i < 2 * p ? i : i + nside];
+        s->kind = i < p ? ARC_MONO : i < 2 * p ? ARC_MULTI : ARC_CANDLE;
         s->partition = i % p;
         snprintf(s->claim_cursor, sizeof(s->claim_cursor), "0-0");
-        if (astro_stream_key(s->key, sizeof(s->key), s->kind == ARC_MONO ? "mono" : "multi",
-                             s->partition) != ASTRO_OK)
+        if (astro_stream_key(s->key, sizeof(s->key), names[s->kind], s->partition) != ASTRO_OK)
             return astro_fail(err, errlen, "stream key of partition %u", s->partition);
     }
     return ASTRO_OK;

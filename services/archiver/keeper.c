@@ -215,6 +215,8 @@ tick(struct keeper *k)
         k->last_parts_us = now;
         keep_partitions(k);
     }
+    /* Tried once (done, or PostgreSQL is not there yet): the writers may start. */
+    atomic_store(&k->ctx->parts_ready, true);
 }
 
 static void *
@@ -255,11 +257,8 @@ arc_keeper_start(struct arc_ctx *ctx)
 void
 arc_threads_join(struct arc_ctx *ctx)
 {
-    if (ctx->worker_started)
-        pthread_join(ctx->worker, NULL);
-    arc_worker_free(ctx->pipe);
-    ctx->pipe = NULL;
+    arc_workers_join(ctx);
     if (ctx->keeper_started)
         pthread_join(ctx->keeper, NULL);
-    ctx->worker_started = ctx->keeper_started = false;
+    ctx->keeper_started = false;
 }

@@ -9,10 +9,11 @@ static const double batch_bounds[] = {1, 10, 100, 500, 1000, 2000, 5000, 10000, 
 static int
 counters(struct arc_metrics *m, struct astro_metrics *reg)
 {
-    static const char *const tables[ARC_KINDS] = {
+    static const char *const tables[ARC_TABLES] = {
         "table=\"mono_events\"", "table=\"multi_events\"", "table=\"sessions\"",
-        "table=\"predictions\"", "table=\"late_events\""};
-    for (int k = 0; k < ARC_KINDS; k++) {
+        "table=\"predictions\"", "table=\"late_events\"", "table=\"candles\"",
+        "table=\"indicators\""};
+    for (int k = 0; k < ARC_TABLES; k++) {
         m->rows[k] = astro_metrics_counter(reg, "astro_archiver_rows_total",
                                            "Rows inserted into PostgreSQL", tables[k]);
         m->duplicates[k] = astro_metrics_counter(

@@ -38,7 +38,8 @@ fill(struct reader *rd, struct arc_batch *b)
     int64_t claim_every = ctx->cfg->claim_idle_ms * 500; /* half the idle time, in µs */
     if (now - rd->last_claim_us >= claim_every) {
         rd->last_claim_us = now;
-        if (arc_claim_idle(ctx, rd->r, b, want) != ASTRO_OK)
+        if (arc_claim_idle(ctx, rd->r, rd->pipe->streams, rd->pipe->nstreams, b, want) !=
+            ASTRO_OK)
             return ASTRO_ERR;
     }
     while (batch_total(b) < want && !leaving(ctx)) {
@@ -48,7 +49,8 @@ fill(struct reader *rd, struct arc_batch *b)
         if (left <= 0)
             break;
         size_t before = batch_total(b);
-        if (arc_read_new(ctx, rd->r, b, want - before, left) != ASTRO_OK)
+        if (arc_read_new(ctx, rd->r, rd->pipe->streams, rd->pipe->nstreams, b, want - before,
+                         left) != ASTRO_OK)
             return ASTRO_ERR;
         if (batch_total(b) == before)
             break; /* BLOCK ran out: hand over what we have */

@@ -72,10 +72,10 @@ take_read_reply(struct arc_ctx *ctx, struct arc_batch *b, redisReply *rep)
 }
 
 int
-arc_read_new(struct arc_ctx *ctx, struct astro_redis *r, struct arc_batch *b, size_t want,
-             int64_t block_ms)
+arc_read_new(struct arc_ctx *ctx, struct astro_redis *r, const size_t *idx, size_t n,
+             struct arc_batch *b, size_t want, int64_t block_ms)
 {
-    size_t argc = 0, n = ctx->nstreams;
+    size_t argc = 0;
     const char **argv = calloc(9 + 2 * n, sizeof(*argv));
     if (argv == NULL)
         return ASTRO_ERR;
@@ -89,7 +89,7 @@ arc_read_new(struct arc_ctx *ctx, struct astro_redis *r, struct arc_batch *b, si
     for (size_t i = 0; i < ASTRO_ARRAY_LEN(head); i++)
         argv[argc++] = head[i];
     for (size_t i = 0; i < n; i++)
-        argv[argc++] = ctx->streams[i].key;
+        argv[argc++] = ctx->streams[idx[i]].key;
     for (size_t i = 0; i < n; i++)
         argv[argc++] = ">";
     redisReply *rep = arc_redis_cmd(ctx, r, (int)argc, argv, NULL);
@@ -124,15 +124,21 @@ claim_stream(struct arc_ctx *ctx, struct astro_redis *r, struct arc_batch *b, si
     }
     snprintf(s->claim_cursor, sizeof(s->claim_cursor), "%s", rep->element[0]->str);
     const redisReply *entries = rep->element[1];
-    return arc_batch_add_entries(b, rep, entries, (int)i, s->kind);
+    size_t before = b->n;
+    long got = arc_batch_add_entries(b, rep, entries, (int)i, s->kind);
+    /* A dead consumer may have committed these before its XACK: the writer probes them. */
+    for (size_t j = before; j < b->n; j++)
+        b->rows[j].redelivered = true;
+    return got;
 }
 
 int
-arc_claim_idle(struct arc_ctx *ctx, struct astro_redis *r, struct arc_batch *b, size_t want)
+arc_claim_idle(struct arc_ctx *ctx, struct astro_redis *r, const size_t *idx, size_t n,
+               struct arc_batch *b, size_t want)
 {
     long total = 0;
-    for (size_t i = 0; i < ctx->nstreams && (size_t)total < want; i++) {
-        long got = claim_stream(ctx, r, b, i, want - (size_t)total);
+    for (size_t i = 0; i < n && (size_t)total < want; i++) {
+        long got = claim_stream(ctx, r, b, idx[i], want - (size_t)total);
         if (got < 0)
             return ASTRO_ERR;
         total += got;

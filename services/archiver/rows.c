@@ -20,8 +20,13 @@ arc_batch_init(struct arc_batch *b)
 void
 arc_batch_reset(struct arc_batch *b)
 {
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->n; i++) {
         astro_event_cleanup(&b->rows[i].ev);
+        if (b->rows[i].candle != NULL) {
+            astro_candle_cleanup(b->rows[i].candle);
+            free(b->rows[i].candle);
+        }
+    }
     for (size_t i = 0; i < b->nrep; i++)
         freeReplyObject(b->replies[i]);
     b->n = b->nrej = b->nrep = 0;
@@ -90,6 +95,13 @@ add_entry(struct arc_batch *b, const redisReply *e, int stream, enum arc_kind ki
         if (b->nrej > 0 && strcmp(b->rejects[b->nrej - 1].entry_id, id) == 0)
             b->rejects[b->nrej - 1].marker = true;
         return ASTRO_OK;
+    }
+    if (kind == ARC_CANDLE) {
+        if (arc_candle_decode(f, &row->candle, why, sizeof(why)) != ASTRO_OK) {
+            add_reject(b, stream, id, f, why);
+            return ASTRO_OK;
+        }
+        goto keep;
     }
     if (kind > ARC_MULTI) {
         if (arc_side_decode(kind, f, &row->side, why, sizeof(why)) != ASTRO_OK) {
@@ -213,8 +225,7 @@ copy_multi(const struct arc_row *r, struct astro_pg_copybuf *buf)
     return rc;
 }
 
-/* Key columns: row index, event_id, ts (the same text as the row's), source_stream,
- * event_type, rule ('' for mono). */
+/* Key columns: row index, event_id, ts (the same text as the row's). */
 static int
 copy_key(const struct arc_row *r, size_t idx, struct astro_pg_copybuf *buf)
 {
@@ -223,10 +234,7 @@ copy_key(const struct arc_row *r, size_t idx, struct astro_pg_copybuf *buf)
     if (astro_time_format(r->ev.ts_us, ts, sizeof(ts)) != ASTRO_OK)
         return ASTRO_ERR;
     if (astro_pg_copybuf_str(buf, i) != ASTRO_OK || astro_pg_copybuf_str(buf, r->ev.id) != ASTRO_OK ||
-        astro_pg_copybuf_str(buf, ts) != ASTRO_OK ||
-        astro_pg_copybuf_str(buf, r->ev.src) != ASTRO_OK ||
-        astro_pg_copybuf_str(buf, r->ev.type) != ASTRO_OK ||
-        astro_pg_copybuf_str(buf, r->ev.rule ? r->ev.rule : "") != ASTRO_OK)
+        astro_pg_copybuf_str(buf, ts) != ASTRO_OK)
         return ASTRO_ERR;
     return astro_pg_copybuf_end_row(buf);
 }

@@ -1,15 +1,20 @@
 /* PostgreSQL side of archiving: one transaction per (sub-)batch, written so that a redelivered
  * entry never becomes a second row nor a second count, at COPY speed:
  *   1. duplicates inside the batch are dropped in memory (same table, event id and time);
- *   2. the batch's keys are COPYed into a temp table (ON COMMIT DELETE ROWS, created once per
- *      session) and those already archived are deleted from it (DELETE ... USING the event
- *      table's primary key, RETURNING their row index): they are skipped;
- *   3. the remaining rows are COPYed straight into the event table (COPY's multi-row insert is
- *      about 1.3-1.9x faster here than INSERT ... SELECT ... ON CONFLICT from a staging table,
- *      see docs/benchmarks.md);
- *   4. the keys left are exactly the rows inserted: they feed the minute rollups.
- * An archiver inserting the same event concurrently makes step 3 fail with a unique violation
- * (class 23): like any refused data the batch is split and retried, and the retry skips it. */
+ *   2. direct path, for batches of first deliveries (no claimed entry): the rows are COPYed
+ *      straight into the event tables. A COPY inserts all its rows or fails, so after it
+ *      succeeds the rows inserted are exactly the rows sent. A row already archived (the same
+ *      event XADDed twice, groups recreated after a Redis loss) fails it with a unique
+ *      violation (23505): the transaction is rolled back and redone by the probe path;
+ *   3. probe path, for batches with claimed entries (maybe committed by a dead consumer before
+ *      its XACK): the batch's keys are COPYed into a temp table (ON COMMIT DELETE ROWS) and
+ *      those already archived are deleted from it (DELETE ... USING the event table's primary
+ *      key, RETURNING their row index): they are skipped, the rest is COPYed as in 2;
+ *   4. the minute rollups of exactly the rows inserted are counted in C and upserted last, just
+ *      before COMMIT (rollup.c), so parallel writers hold those row locks only briefly.
+ * An archiver inserting the same event concurrently makes the probe path's COPY fail with a
+ * unique violation (class 23): like any refused data the batch is split and retried, and the
+ * retry skips it. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +26,9 @@
 
 static const char STAGE_SQL[] =
     "CREATE TEMP TABLE IF NOT EXISTS arc_keys_mono (idx integer, event_id text,"
-    " ts timestamptz, src text, type text, rule text) ON COMMIT DELETE ROWS;"
+    " ts timestamptz) ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS arc_keys_multi (idx integer, event_id text,"
-    " ts timestamptz, src text, type text, rule text) ON COMMIT DELETE ROWS";
+    " ts timestamptz) ON COMMIT DELETE ROWS";
 
 static const char *const KEYS_COPY_SQL[2] = {
     "COPY arc_keys_mono FROM STDIN",
@@ -47,19 +52,6 @@ static const char *const EXISTING_SQL[2] = {
     " AND m.ts = k.ts RETURNING k.idx",
 };
 
-/* Rollup minutes are UTC minutes whatever the session time zone. */
-static const char *const ROLLUP_SQL[2] = {
-    "INSERT INTO event_rollups (minute, kind, source_stream, event_type, correlation_rule, count)"
-    " SELECT date_trunc('minute', ts, 'UTC'), 'mono', src, type, '', count(*) FROM arc_keys_mono GROUP BY 1, 3, 4 ORDER BY 1, 3, 4"
-    " ON CONFLICT (minute, kind, source_stream, event_type, correlation_rule)"
-    " DO UPDATE SET count = event_rollups.count + excluded.count",
-    "INSERT INTO event_rollups (minute, kind, source_stream, event_type, correlation_rule, count)"
-    " SELECT date_trunc('minute', ts, 'UTC'), 'multi', src, type, rule, count(*) FROM arc_keys_multi GROUP BY 1, 3, 4, 5"
-    " ORDER BY 1, 3, 4, 5"
-    " ON CONFLICT (minute, kind, source_stream, event_type, correlation_rule)"
-    " DO UPDATE SET count = event_rollups.count + excluded.count",
-};
-
 /* Data errors (class 22 data exception, 23 integrity violation) are the row's fault: split
  * the batch. Anything else (connection, shutdown, deadlock, resources) is retried as a whole. */
 static enum arc_store_result
@@ -79,7 +71,10 @@ ensure_staging(struct arc_store *st, char *err, size_t errlen)
         return ASTRO_ERR;
     if (st->staged && st->staged_gen == st->pg->reconnects)
         return ASTRO_OK;
-    if (astro_pg_exec_ok(st->pg, "SET client_min_messages = warning", err, errlen) != ASTRO_OK ||
+    /* XACK follows COMMIT: the commit must be durable when COMMIT returns, whatever the
+     * server's default (docs/archiver.md "Durability"). */
+    if (astro_pg_exec_ok(st->pg, "SET client_min_messages = warning; SET synchronous_commit = on",
+                         err, errlen) != ASTRO_OK ||
         astro_pg_exec_ok(st->pg, STAGE_SQL, err, errlen) != ASTRO_OK)
         return ASTRO_ERR;
     st->staged = true;
@@ -140,59 +135,95 @@ skip_existing(struct arc_store *st, enum arc_kind kind, size_t lo, size_t hi, bo
     return ASTRO_OK;
 }
 
-/* Steps 2-4 for one kind. */
+/* The probe path for one kind: keys COPYed, archived ones skipped, the rest COPYed. */
 static int
-write_kind(struct arc_store *st, const struct arc_row *rows, size_t lo, size_t hi,
-           enum arc_kind kind, const struct arc_stream *streams, bool *skip,
-           struct arc_store_counts *c, char *err, size_t errlen)
+write_probed(struct arc_store *st, const struct arc_row *rows, size_t lo, size_t hi,
+             enum arc_kind kind, const struct arc_stream *streams, bool *skip, long *inserted,
+             char *err, size_t errlen)
 {
-    long keys, inserted;
-    int64_t t0 = astro_now_us();
+    long keys;
+    *inserted = 0;
     if (copy_rows(st, rows, lo, hi, kind, streams, skip, true, &keys, err, errlen) != ASTRO_OK)
         return ASTRO_ERR;
     if (keys == 0)
         return ASTRO_OK;
-    int64_t t1 = astro_now_us();
     if (skip_existing(st, kind, lo, hi, skip, err, errlen) != ASTRO_OK)
         return ASTRO_ERR;
-    int64_t t2 = astro_now_us();
-    if (copy_rows(st, rows, lo, hi, kind, streams, skip, false, &inserted, err, errlen) !=
-        ASTRO_OK)
-        return ASTRO_ERR;
-    int64_t t3 = astro_now_us();
-    c->inserted[kind] = (uint64_t)inserted;
-    int rc = inserted == 0 ? ASTRO_OK : astro_pg_exec_ok(st->pg, ROLLUP_SQL[kind], err, errlen);
-    astro_log_debug("txn steps: keys %lld us, probe %lld us, rows %lld us, rollups %lld us",
-                    (long long)(t1 - t0), (long long)(t2 - t1), (long long)(t3 - t2),
-                    (long long)(astro_now_us() - t3));
-    return rc;
+    return copy_rows(st, rows, lo, hi, kind, streams, skip, false, inserted, err, errlen);
 }
 
 static int
-write_txn(struct arc_store *st, const struct arc_row *rows, size_t lo, size_t hi,
-          const struct arc_stream *streams, bool *skip, struct arc_store_counts *c, char *err,
-          size_t errlen)
+write_rollups(struct arc_store *st, const struct arc_row *rows, size_t lo, size_t hi,
+              const struct arc_stream *streams, const bool *skip, char *err, size_t errlen)
 {
+    struct arc_rollup *g;
+    size_t n;
+    if (arc_rollups_count(rows, lo, hi, streams, skip, &g, &n) != ASTRO_OK)
+        return astro_fail(err, errlen, "rollups: out of memory");
+    int rc = arc_rollups_write(st->pg, g, n, err, errlen);
+    free(g);
+    return rc;
+}
+
+/* One transaction: events (direct or probed), side rows, rollups, COMMIT. */
+static int
+write_txn(struct arc_store *st, const struct arc_row *rows, size_t lo, size_t hi,
+          const struct arc_stream *streams, bool *skip, bool probe, struct arc_store_counts *c,
+          char *err, size_t errlen)
+{
+    memset(c, 0, sizeof(*c));
     for (size_t i = lo; i < hi; i++)
         c->offered[streams[rows[i].stream].kind]++;
-    if (arc_rows_mark_dups(rows, lo, hi, streams, skip) < 0)
-        return astro_fail(err, errlen, "duplicate check: out of memory");
+    /* Probes: the planner knows nothing of the temp table's size and would otherwise hash
+     * the whole event table. */
     if (astro_pg_exec_ok(st->pg,
-                         "BEGIN; SET LOCAL enable_hashjoin = off;"
-                         " SET LOCAL enable_mergejoin = off",
+                         probe ? "BEGIN; SET LOCAL enable_hashjoin = off;"
+                                 " SET LOCAL enable_mergejoin = off"
+                               : "BEGIN",
                          err, errlen) != ASTRO_OK)
         return ASTRO_ERR;
-    for (int k = ARC_MONO; k <= ARC_MULTI; k++)
-        if (write_kind(st, rows, lo, hi, (enum arc_kind)k, streams, skip, c, err, errlen) !=
-            ASTRO_OK)
+    for (int k = ARC_MONO; k <= ARC_MULTI; k++) {
+        long n;
+        int rc = probe ? write_probed(st, rows, lo, hi, (enum arc_kind)k, streams, skip, &n, err,
+                                      errlen)
+                       : copy_rows(st, rows, lo, hi, (enum arc_kind)k, streams, skip, false, &n,
+                                   err, errlen);
+        if (rc != ASTRO_OK)
             return ASTRO_ERR;
+        c->inserted[k] = (uint64_t)n;
+    }
     for (size_t i = lo; i < hi; i++) {
         enum arc_kind k = streams[rows[i].stream].kind;
-        if (k > ARC_MULTI &&
-            arc_side_write(st->pg, &rows[i], k, &c->inserted[k], err, errlen) != ASTRO_OK)
+        int rc = k == ARC_CANDLE ? arc_candle_write(st->pg, rows[i].candle, c, err, errlen)
+                 : k > ARC_MULTI ? arc_side_write(st->pg, &rows[i], k, &c->inserted[k], err,
+                                                  errlen)
+                                 : ASTRO_OK;
+        if (rc != ASTRO_OK)
             return ASTRO_ERR;
     }
+    if (write_rollups(st, rows, lo, hi, streams, skip, err, errlen) != ASTRO_OK)
+        return ASTRO_ERR;
     return astro_pg_exec_ok(st->pg, "COMMIT", err, errlen);
+}
+
+static void
+rollback(struct arc_store *st)
+{
+    if (PQstatus(st->pg->conn) == CONNECTION_OK) {
+        char e2[128];
+        if (astro_pg_exec_ok(st->pg, "ROLLBACK", e2, sizeof(e2)) != ASTRO_OK) {
+            /* the connection's state is checked again before the next write */
+        }
+    }
+}
+
+static bool
+any_redelivered(const struct arc_row *rows, size_t lo, size_t hi)
+{
+    for (size_t i = lo; i < hi; i++)
+        if (rows[i].redelivered)
+            return true;
+    return false;
 }
 
 enum arc_store_result
@@ -208,20 +239,28 @@ arc_store_write(struct arc_store *st, const struct arc_row *rows, size_t lo, siz
         astro_fail(err, errlen, "out of memory");
         return ARC_STORE_RETRY;
     }
+    if (arc_rows_mark_dups(rows, lo, hi, streams, skip) < 0) {
+        free(skip);
+        astro_fail(err, errlen, "duplicate check: out of memory");
+        return ARC_STORE_RETRY;
+    }
     int64_t t0 = astro_now_us();
-    int rc = write_txn(st, rows, lo, hi, streams, skip, counts, err, errlen);
+    bool probe = any_redelivered(rows, lo, hi);
+    int rc = write_txn(st, rows, lo, hi, streams, skip, probe, counts, err, errlen);
+    if (rc != ASTRO_OK && !probe && strncmp(err, "SQLSTATE 23505", 14) == 0 &&
+        PQstatus(st->pg->conn) == CONNECTION_OK) {
+        astro_log_debug("direct COPY met an archived row (%s): probing the batch's keys", err);
+        rollback(st);
+        rc = write_txn(st, rows, lo, hi, streams, skip, true, counts, err, errlen);
+    }
     free(skip);
     if (rc == ASTRO_OK) {
-        astro_log_debug("txn: %zu rows in %lld us", hi - lo, (long long)(astro_now_us() - t0));
+        astro_log_debug("txn: %zu rows in %lld us (%s)", hi - lo,
+                        (long long)(astro_now_us() - t0), probe ? "probed" : "direct");
         return ARC_STORE_OK;
     }
     enum arc_store_result r = classify(st->pg, err);
-    if (PQstatus(st->pg->conn) == CONNECTION_OK) {
-        char e2[128];
-        if (astro_pg_exec_ok(st->pg, "ROLLBACK", e2, sizeof(e2)) != ASTRO_OK) {
-            /* the connection's state is checked again before the next write */
-        }
-    }
+    rollback(st);
     memset(counts, 0, sizeof(*counts));
     return r;
 }

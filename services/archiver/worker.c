@@ -53,7 +53,7 @@ static void
 committed(struct worker *w, size_t lo, size_t hi, const struct arc_store_counts *c)
 {
     struct arc_ctx *ctx = w->ctx;
-    for (int k = 0; k < ARC_KINDS; k++) {
+    for (int k = 0; k < ARC_TABLES; k++) {
         astro_counter_add(ctx->m.rows[k], c->inserted[k]);
         astro_counter_add(ctx->m.duplicates[k], c->offered[k] - c->inserted[k]);
     }
@@ -238,46 +238,33 @@ worker_main(void *arg)
     struct arc_ctx *ctx = w.ctx;
     astro_backoff_init(&w.backoff, 100, 5000, 0.2);
     /* The reader starts only once the writer can write: nothing is read that cannot be
-     * committed soon. */
+     * committed soon; and after the day partitions of today exist, so that rows are not
+     * written to the DEFAULT partition and moved while the keeper creates them (bounded
+     * wait: the keeper gives up on a PostgreSQL that is down and says so). */
+    for (int t = 0; t < 500 && !atomic_load(&ctx->parts_ready) && !atomic_load(&ctx->stop); t++)
+        astro_backoff_sleep_ms(20);
     if (connect_all(&w) == ASTRO_OK &&
         pthread_create(&p->reader, NULL, arc_reader_main, p) == 0) {
         p->reader_started = true;
-        astro_log_info("worker: archiving %zu streams as consumer %s", ctx->nstreams,
-                       ctx->consumer);
+        astro_log_info("worker: archiving %zu of %zu streams as consumer %s", p->nstreams,
+                       ctx->nstreams, ctx->consumer);
         write_loop(&w);
     }
     if (p->reader_started)
         pthread_join(p->reader, NULL);
     astro_redis_free(w.r);
     astro_pg_free(w.st.pg);
-    astro_log_info("worker: stopped after %llu commits",
-                   (unsigned long long)atomic_load(&ctx->commits));
-    atomic_store(&ctx->worker_done, true);
+    /* The last writer to finish tells the drain poll that everything read was written. */
+    if (atomic_fetch_sub(&ctx->writers_running, 1) == 1) {
+        astro_log_info("worker: stopped after %llu commits",
+                       (unsigned long long)atomic_load(&ctx->commits));
+        atomic_store(&ctx->worker_done, true);
+    }
     return NULL;
 }
 
-int
-arc_worker_start(struct arc_ctx *ctx)
-{
-    struct arc_pipe *p = calloc(1, sizeof(*p));
-    if (p == NULL)
-        return ASTRO_ERR;
-    p->ctx = ctx;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-    arc_batch_init(&p->slot[0]);
-    arc_batch_init(&p->slot[1]);
-    if (pthread_create(&ctx->worker, NULL, worker_main, p) != 0) {
-        arc_worker_free(p);
-        return ASTRO_ERR;
-    }
-    ctx->pipe = p;
-    ctx->worker_started = true;
-    return ASTRO_OK;
-}
-
-void
-arc_worker_free(struct arc_pipe *p)
+static void
+pipe_free(struct arc_pipe *p)
 {
     if (p == NULL)
         return;
@@ -285,5 +272,68 @@ arc_worker_free(struct arc_pipe *p)
     arc_batch_cleanup(&p->slot[1]);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    free(p->streams);
     free(p);
+}
+
+/* Pipeline `which` of n: the streams i with i % n == which. */
+static struct arc_pipe *
+pipe_new(struct arc_ctx *ctx, size_t which, size_t n)
+{
+    struct arc_pipe *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->ctx = ctx;
+    p->streams = calloc(ctx->nstreams / n + 1, sizeof(*p->streams));
+    if (p->streams == NULL) {
+        free(p);
+        return NULL;
+    }
+    for (size_t i = which; i < ctx->nstreams; i += n)
+        p->streams[p->nstreams++] = i;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    arc_batch_init(&p->slot[0]);
+    arc_batch_init(&p->slot[1]);
+    return p;
+}
+
+/* ASTRO_WRITERS pipelines, each a writer thread that starts its reader once connected. On a
+ * failure the pipelines already started keep running; the caller stops and joins them. */
+int
+arc_worker_start(struct arc_ctx *ctx)
+{
+    size_t n = (size_t)ctx->cfg->writers;
+    if (n > ctx->nstreams)
+        n = ctx->nstreams;
+    ctx->pipes = calloc(n, sizeof(*ctx->pipes));
+    if (ctx->pipes == NULL)
+        return ASTRO_ERR;
+    /* Counted up front: a writer that stops early must not look like the last one. */
+    atomic_store(&ctx->writers_running, (unsigned)n);
+    for (size_t i = 0; i < n; i++) {
+        struct arc_pipe *p = pipe_new(ctx, i, n);
+        if (p != NULL)
+            ctx->pipes[ctx->npipes++] = p;
+        if (p == NULL || pthread_create(&p->writer, NULL, worker_main, p) != 0) {
+            if (atomic_fetch_sub(&ctx->writers_running, (unsigned)(n - i)) == n - i)
+                atomic_store(&ctx->worker_done, true);
+            return ASTRO_ERR;
+        }
+        p->writer_started = true;
+    }
+    return ASTRO_OK;
+}
+
+void
+arc_workers_join(struct arc_ctx *ctx)
+{
+    for (size_t i = 0; i < ctx->npipes; i++) {
+        if (ctx->pipes[i]->writer_started)
+            pthread_join(ctx->pipes[i]->writer, NULL);
+        pipe_free(ctx->pipes[i]);
+    }
+    free(ctx->pipes);
+    ctx->pipes = NULL;
+    ctx->npipes = 0;
 }

@@ -7,7 +7,7 @@
  *      (ingested_at), p50 / p99 / max.
  * usage: bench_archiver [N [R [RATE [SECONDS]]]]   prints Markdown rows.
  * env: BENCH_ARCHIVERS=n archiver processes for (a) (default 1), BENCH_BATCH (ASTRO_BATCH_SIZE),
- *      BENCH_LOG (their ASTRO_LOG_LEVEL). */
+ *      BENCH_WRITERS (ASTRO_WRITERS), BENCH_LOG (their ASTRO_LOG_LEVEL). */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -203,6 +203,8 @@ start_archiver(const char *db_url)
         setenv("ASTRO_HTTP_THREADS", "1", 1);
         if (getenv("BENCH_BATCH") != NULL)
             setenv("ASTRO_BATCH_SIZE", getenv("BENCH_BATCH"), 1);
+        if (getenv("BENCH_WRITERS") != NULL)
+            setenv("ASTRO_WRITERS", getenv("BENCH_WRITERS"), 1);
         setenv("ASTRO_LOG_LEVEL", getenv("BENCH_LOG") ? getenv("BENCH_LOG") : "warn", 1);
         execl(ARC_BENCH_ARCHIVER, "astro-archiver", (char *)NULL);
         _exit(127);

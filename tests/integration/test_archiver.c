@@ -58,9 +58,21 @@ START_TEST(every_event_exactly_once)
     for (int t = 0; t < 100 && arc_pending(&env) > 0; t++)
         arc_sleep_ms(50);
     ck_assert_int_eq(arc_pending(&env), 0);
+    /* 200 archived events XADDed again in new entries (a producer's retry): first deliveries
+     * whose rows exist, so the direct COPY meets them and the batch is redone with probes. */
+    static char body[256 * 1024];
+    static const char dups[] = "astro_archiver_duplicates_total{table=\"mono_events\"} 700\n";
+    arc_produce_mono(&env, "m", 1000, 200, t0);
+    for (int t = 0; t < 200; t++) {
+        ck_assert_int_eq(arc_http_get(port, "/metrics", body, sizeof(body)), 200);
+        if (strstr(body, dups) != NULL)
+            break;
+        arc_sleep_ms(50);
+    }
+    ck_assert_int_eq(arc_pending(&env), 0);
+    ck_assert_int_eq(arc_sql_int(&env, COUNT_MONO), 4000);
     arc_check_rollups(&env);
     /* What an operator sees: healthy, and the rows and skipped duplicates counted. */
-    static char body[256 * 1024];
     ck_assert_int_eq(arc_http_get(port, "/health/ready", body, sizeof(body)), 200);
     ck_assert_msg(strstr(body, "\"postgresql\":\"ok\"") != NULL, "%s", body);
     ck_assert_int_eq(arc_http_get(port, "/metrics", body, sizeof(body)), 200);
@@ -68,8 +80,7 @@ START_TEST(every_event_exactly_once)
                   "%s", body);
     ck_assert_msg(strstr(body, "astro_archiver_rows_total{table=\"multi_events\"} 300\n"),
                   "%s", body);
-    ck_assert_msg(strstr(body, "astro_archiver_duplicates_total{table=\"mono_events\"} 500\n"),
-                  "%s", body);
+    ck_assert_msg(strstr(body, dups), "%s", body);
     ck_assert_int_eq(arc_stop(&env, a), 0);
 }
 END_TEST
@@ -93,9 +104,10 @@ START_TEST(two_archivers_share_the_streams)
     ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
     ck_assert_int_eq(r->elements, 2);
     freeReplyObject(r);
+    /* Two archivers, each with its ASTRO_WRITERS (default 2) writer connections. */
     ck_assert_int_eq(arc_sql_int(&env, "SELECT count(*) FROM pg_stat_activity WHERE"
                                        " application_name = 'astro-archiver'"),
-                     2);
+                     4);
     arc_check_rollups(&env);
     ck_assert_int_eq(arc_stop(&env, a), 0);
     ck_assert_int_eq(arc_stop(&env, b), 0);

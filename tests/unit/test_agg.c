@@ -229,6 +229,9 @@ static const struct agg_bad agg_bad[] = {
      "agg field ind[0].value: not a finite number or null"},
     {"ind", "[{\"name\":\"sma_20\",\"value\":1}]", "agg field ind[0].ready: not a boolean"},
     {"ind", "[1]", "agg field ind[0]: name must be 1..32 of [a-z0-9_.]"},
+    {"ind", "[{\"name\":\"sma_2\",\"value\":1,\"ready\":true},"
+            "{\"name\":\"sma_2\",\"value\":2,\"ready\":true}]",
+     "agg field ind[1]: \"sma_2\" given twice"},
 };
 
 START_TEST(test_decode_errors)

@@ -88,7 +88,8 @@ int astro_candle_stream_encode(const struct astro_candle *c,
                                struct astro_agg_fields *f) ASTRO_MUST_CHECK;
 
 /* Decodes an astro:agg entry's field/value array (borrowed). Unknown fields are ignored;
- * missing, repeated or malformed fields, and a kind other than "candle", fail with a reason
+ * missing, repeated or malformed fields, an indicator named twice, and a kind other than
+ * "candle", fail with a reason
  * suitable for astro:dead. On failure *c is cleaned up. */
 int astro_candle_stream_decode(struct redisReply *const *elements, size_t n,
                                struct astro_candle *c, char *err, size_t errlen) ASTRO_MUST_CHECK;
