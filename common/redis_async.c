@@ -312,6 +312,16 @@ astro_redis_async_command(struct astro_redis_async *ra, redisCallbackFn *fn, voi
                : ASTRO_ERR;
 }
 
+int
+astro_redis_async_formatted(struct astro_redis_async *ra, redisCallbackFn *fn, void *privdata,
+                            const char *cmd, size_t len)
+{
+    if (!ra->connected || ra->closing || ra->ac == NULL)
+        return ASTRO_ERR;
+    return redisAsyncFormattedCommand(ra->ac, fn, privdata, cmd, len) == REDIS_OK ? ASTRO_OK
+                                                                                : ASTRO_ERR;
+}
+
 void
 astro_redis_async_free(struct astro_redis_async *ra)
 {

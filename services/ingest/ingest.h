@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "astro/apikey.h"
 #include "astro/event.h"
@@ -126,10 +127,15 @@ void ing_reject(struct ing_ctx *ctx, enum ing_reason r);
 
 /* ---- the write path (write.c) ---- */
 
-/* One atomic script call per partition group of a batch (at most ING_GROUP_MAX events; each
- * event's dedup marker, stream entry and recent entry are written together or not at all);
- * the calls are pipelined and done runs once on the loop thread after every reply. */
+/* One atomic script call per partition group of a batch (at most ING_GROUP_MAX events): the
+ * dedup check against the partition's time buckets, the stream entries, the dedup markers and
+ * the recent-buffer entries of one group run without any other command in between; the calls
+ * are pipelined and done runs once on the loop thread after every reply. */
 #define ING_GROUP_MAX 128
+/* The dedup window is covered by this many time buckets (sets) per partition, plus the
+ * current one: a repeated id is a duplicate when first written less than the window ago, and
+ * may still be one up to window / ING_DEDUP_BUCKETS later. */
+#define ING_DEDUP_BUCKETS 2
 struct ing_batch;
 typedef void (*ing_batch_done_fn)(struct ing_batch *b, void *arg);
 struct ing_batch {
@@ -145,6 +151,18 @@ struct ing_batch {
 
 extern const char ing_write_script[];
 
+struct ing_text {
+    char *buf;
+    size_t len, cap;
+    bool oom;
+};
+/* The command of one script call (write_args.c), in the Redis protocol: EVALSHA (EVAL with
+ * the body when eval_body) sha numkeys KEYS... ARGV... for the events ev[idx[0..n)] of
+ * partition p, in that order. Fills *cmd (caller frees cmd->buf) or returns ASTRO_ERR. */
+int ing_call_cmd_build(struct ing_text *cmd, const struct ing_ctx *ctx, uint32_t p,
+                       const struct astro_event *ev, const size_t *idx, size_t n,
+                       bool eval_body) ASTRO_MUST_CHECK;
+
 /* Takes ownership of ev (n events, malloc'ed array). Returns NULL on allocation failure (ev is
  * then freed). */
 struct ing_batch *ing_batch_new(struct ing_loop *lp, struct astro_event *ev, size_t n);
@@ -157,11 +175,29 @@ int ing_batch_ids_json(const struct ing_batch *b, struct cJSON *obj) ASTRO_MUST_
 
 /* ---- event text (event_text.c) ---- */
 
+/* Makes room for n more bytes and a NUL; false (and t->oom) on allocation failure. */
+bool ing_text_grow(struct ing_text *t, size_t n);
+/* Appends n bytes of s, NUL-terminated; on allocation failure sets t->oom and ignores later
+ * appends. Inline: the write path calls it several times per field. */
+static inline void
+ing_text_put(struct ing_text *t, const char *s, size_t n)
+{
+    if (t->len + n + 1 > t->cap && !ing_text_grow(t, n))
+        return;
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+}
+/* Appends s as a JSON string with the escapes cJSON uses (UTF-8 passes through). */
+void ing_text_put_json_string(struct ing_text *t, const char *s);
 /* The event's wire JSON, byte for byte what cJSON_PrintUnformatted(astro_event_to_json(ev))
  * gives for a mono event, built without a cJSON tree. value_text: the value already formatted
  * by astro_event_format_double (the stream encoder's), or NULL. Returns a malloc'ed string or
  * NULL. */
 char *ing_event_json(const struct astro_event *ev, const char *value_text);
+/* Same, appended to t (not terminated by a NUL of its own beyond the builder's). */
+int ing_event_json_put(struct ing_text *t, const struct astro_event *ev,
+                       const char *value_text) ASTRO_MUST_CHECK;
 /* Fills a v4 UUID (one CSPRNG call for all) into every event flagged ASTRO_EVENT_ASSIGN_ID and
  * clears the flag. */
 int ing_assign_ids(struct astro_event *ev, size_t n) ASTRO_MUST_CHECK;

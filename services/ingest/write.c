@@ -1,10 +1,13 @@
 /* The write path: one Lua script call per partition group of a batch, all pipelined on the
  * loop's Redis connection.
  *
- * A call touches only keys in one partition's slot ({p}), so it also runs on Redis Cluster,
- * and it is atomic: the dedup marker, the stream entry and the recent-buffer entry are
- * written together or not at all, so a crash can never leave a marker without its event (which
- * would turn the producer's retry into a silent loss). */
+ * A call touches only keys in one partition's slot ({p}), and no other command runs while it
+ * does, so two ingest instances can never both write the same event_id: the dedup check and
+ * the marker are one step. Dedup markers are ids in per-partition time-bucket sets (one SADD
+ * and one PEXPIREAT per call) instead of one key with a TTL per event: per event Redis only
+ * runs the XADD. The stream entries are written before the markers, so a call that fails half
+ * way (e.g. OOM) leaves events without markers (a retry may write them twice) but never a
+ * marker without its event (which would turn the producer's retry into a silent loss). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,38 +22,74 @@
 #include "astro/redis.h"
 #include "ingest.h"
 
-/* One call writes up to ING_GROUP_MAX events of one partition. Per event i: KEYS[3i-2..3i] are
- * its dedup marker, stream and recent buffer; ARGV after the dedup window (ms) and recent max
- * holds the number of stream field/value strings, the event JSON for the recent buffer, then
- * the fields. Returns one element per event: the new stream id, or "dup" when the marker
- * existed. SET NX decides the duplicate in one step; recent-buffer entries are pushed and
- * trimmed once per key per call (calls from Lua cost more than the commands themselves). */
+/* KEYS[1] is the partition's stream, KEYS[2] the prefix of its dedup bucket sets (the bucket
+ * names are derived from it, same slot), KEYS[2 + r] the recent buffer of run r. ARGV: dedup
+ * window (ms), recent max, buckets per window, then per run the event key and the run's event
+ * count, then per event id ts src type val meta json (write_args.c; meta "" = no metadata).
+ *
+ * Buckets are windows / buckets wide, numbered by Redis' own clock (TIME), so every instance
+ * agrees on them whatever its clock says; an id is a duplicate if it is in the current bucket
+ * or one of the `buckets` before it, or earlier in this call. A bucket expires when it stops
+ * being checked. Stream field names are constants here: the order and names are the stream
+ * contract of astro/event.h (id ts src key type val [meta]).
+ *
+ * Returns one character per event in call order: "0" written now, "1" duplicate. */
 const char ing_write_script[] =
-    "local px, max = ARGV[1], tonumber(ARGV[2])\n"
-    "local out, recent, order, a = {}, {}, {}, 3\n"
-    "for i = 1, #KEYS / 3 do\n"
-    "  local nf = tonumber(ARGV[a])\n"
-    "  if redis.call('SET', KEYS[3 * i - 2], '1', 'NX', 'PX', px) then\n"
-    "    out[i] = redis.call('XADD', KEYS[3 * i - 1], '*', unpack(ARGV, a + 2, a + 1 + nf))\n"
-    "    local rk = KEYS[3 * i]\n"
-    "    if not recent[rk] then recent[rk] = {}; order[#order + 1] = rk end\n"
-    "    local l = recent[rk]\n"
-    "    l[#l + 1] = ARGV[a + 1]\n"
-    "  else\n"
-    "    out[i] = 'dup'\n"
-    "  end\n"
-    "  a = a + 2 + nf\n"
+    "local window, max, nb = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local width = math.ceil(window / nb)\n"
+    "local t = redis.call('TIME')\n"
+    "local cur = math.floor((tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) / width)\n"
+    "local function bucket(b) return KEYS[2] .. string.format('%.0f', b) end\n"
+    "local ids, a = {}, 4\n"
+    "while a <= #ARGV do\n"
+    "  local n = tonumber(ARGV[a + 1])\n"
+    "  for e = a + 2, a + 1 + 7 * n, 7 do ids[#ids + 1] = ARGV[e] end\n"
+    "  a = a + 2 + 7 * n\n"
     "end\n"
-    "if max > 0 then\n"
-    "  for _, rk in ipairs(order) do\n"
-    "    local l = recent[rk]\n"
-    "    for j = 1, #l, 1000 do\n"
-    "      redis.call('LPUSH', rk, unpack(l, j, math.min(j + 999, #l)))\n"
+    "local seen, flags, new = {}, {}, {}\n"
+    "for b = cur - nb, cur do\n"
+    "  local m = redis.call('SMISMEMBER', bucket(b), unpack(ids))\n"
+    "  for i = 1, #m do if m[i] == 1 then seen[ids[i]] = true end end\n"
+    "end\n"
+    "for i, id in ipairs(ids) do\n"
+    "  if seen[id] then flags[i] = '1' else seen[id] = true; flags[i] = '0'; new[#new + 1] = id end\n"
+    "end\n"
+    "local recent, order, i, r, s = {}, {}, 0, 0, KEYS[1]\n"
+    "a = 4\n"
+    "while a <= #ARGV do\n"
+    "  r = r + 1\n"
+    "  local key, n, rk = ARGV[a], tonumber(ARGV[a + 1]), KEYS[2 + r]\n"
+    "  for e = a + 2, a + 1 + 7 * n, 7 do\n"
+    "    i = i + 1\n"
+    "    if flags[i] == '0' then\n"
+    "      if ARGV[e + 5] == '' then\n"
+    "        redis.call('XADD', s, '*', 'id', ARGV[e], 'ts', ARGV[e + 1], 'src', ARGV[e + 2],\n"
+    "                   'key', key, 'type', ARGV[e + 3], 'val', ARGV[e + 4])\n"
+    "      else\n"
+    "        redis.call('XADD', s, '*', 'id', ARGV[e], 'ts', ARGV[e + 1], 'src', ARGV[e + 2],\n"
+    "                   'key', key, 'type', ARGV[e + 3], 'val', ARGV[e + 4], 'meta', ARGV[e + 5])\n"
+    "      end\n"
+    "      if max > 0 then\n"
+    "        local l = recent[rk]\n"
+    "        if not l then l = {}; recent[rk] = l; order[#order + 1] = rk end\n"
+    "        l[#l + 1] = ARGV[e + 6]\n"
+    "      end\n"
     "    end\n"
-    "    redis.call('LTRIM', rk, 0, max - 1)\n"
     "  end\n"
+    "  a = a + 2 + 7 * n\n"
     "end\n"
-    "return out\n";
+    "if #new > 0 then\n"
+    "  redis.call('SADD', bucket(cur), unpack(new))\n"
+    "  redis.call('PEXPIREAT', bucket(cur), string.format('%.0f', (cur + nb + 1) * width))\n"
+    "end\n"
+    "for _, rk in ipairs(order) do\n"
+    "  local l = recent[rk]\n"
+    "  for j = 1, #l, 1000 do\n"
+    "    redis.call('LPUSH', rk, unpack(l, j, math.min(j + 999, #l)))\n"
+    "  end\n"
+    "  redis.call('LTRIM', rk, 0, max - 1)\n"
+    "end\n"
+    "return table.concat(flags)\n";
 
 uint64_t
 ing_now_ns(void)
@@ -95,6 +134,7 @@ ing_batch_free(struct ing_batch *b)
 /* One script call: which events of the batch it carries (indexes into b->ev). */
 struct call {
     struct ing_batch *b;
+    uint32_t p;
     size_t n;
     size_t idx[];
 };
@@ -116,12 +156,7 @@ item_done(struct ing_batch *b)
 static bool
 reply_fits(const redisReply *rep, size_t n)
 {
-    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (rep->element[i]->type != REDIS_REPLY_STRING)
-            return false;
-    return true;
+    return rep != NULL && rep->type == REDIS_REPLY_STRING && (size_t)rep->len == n;
 }
 
 static void
@@ -137,7 +172,7 @@ on_call_reply(redisAsyncContext *ac, void *r, void *priv)
         return;
     if (reply_fits(rep, c->n)) {
         for (size_t i = 0; i < c->n; i++)
-            b->dup[c->idx[i]] = strcmp(rep->element[i]->str, "dup") == 0;
+            b->dup[c->idx[i]] = rep->str[i] == '1';
     } else {
         if (!b->failed)
             astro_log_warn("redis write failed: %s",
@@ -150,106 +185,15 @@ on_call_reply(redisAsyncContext *ac, void *r, void *priv)
     item_done(b);
 }
 
-/* Per-event arguments, kept alive until the command is formatted. */
-struct item_args {
-    char dedup[128], stream[32], nf[8];
-    char *recent, *json;
-    struct astro_stream_fields f;
-};
-
-static int
-item_args_fill(struct item_args *a, const struct ing_ctx *ctx, const struct astro_event *ev)
-{
-    uint32_t p = astro_partition_of(ev->key, strlen(ev->key), (uint32_t)ctx->cfg->partitions);
-    astro_stream_fields_init(&a->f);
-    snprintf(a->dedup, sizeof(a->dedup), "astro:dedup:{%u}:%s", p, ev->id);
-    if (astro_stream_key(a->stream, sizeof(a->stream), "mono", p) != ASTRO_OK ||
-        asprintf(&a->recent, "astro:recent:{%u}:%s", p, ev->key) < 0) {
-        a->recent = NULL;
-        return ASTRO_ERR;
-    }
-    if (astro_event_stream_encode(ev, &a->f) != ASTRO_OK)
-        return ASTRO_ERR;
-    char vbuf[ASTRO_EVENT_DOUBLE_BUF];
-    const char *val = NULL; /* reuse the encoder's text: formatting a double is not cheap */
-    for (int i = 0; i + 1 < a->f.argc; i += 2)
-        if (strcmp(a->f.argv[i], "val") == 0 && a->f.argvlen[i + 1] < sizeof(vbuf)) {
-            snprintf(vbuf, sizeof(vbuf), "%.*s", (int)a->f.argvlen[i + 1], a->f.argv[i + 1]);
-            val = vbuf;
-        }
-    if ((a->json = ing_event_json(ev, val)) == NULL)
-        return ASTRO_ERR;
-    snprintf(a->nf, sizeof(a->nf), "%d", a->f.argc);
-    return ASTRO_OK;
-}
-
-static void
-item_args_cleanup(struct item_args *a)
-{
-    astro_stream_fields_cleanup(&a->f);
-    free(a->recent);
-    free(a->json);
-}
-
-/* argv: EVAL(SHA) script numkeys keys... px max (nf json fields...)... */
-static int
-build_argv(const struct call *c, struct item_args *args, const char **argv, size_t *len,
-           bool eval_body)
-{
-    const struct ing_ctx *ctx = c->b->lp->ctx;
-    static _Thread_local char px[24], max[24], nkeys[24];
-    size_t k = 0;
-    snprintf(px, sizeof(px), "%lld", (long long)ctx->cfg->dedup_ms);
-    snprintf(max, sizeof(max), "%lld", (long long)ctx->cfg->recent_max);
-    snprintf(nkeys, sizeof(nkeys), "%zu", 3 * c->n);
-    argv[k++] = eval_body ? "EVAL" : "EVALSHA";
-    argv[k++] = eval_body ? ing_write_script : ctx->script_sha;
-    argv[k++] = nkeys;
-    for (size_t i = 0; i < c->n; i++) {
-        argv[k++] = args[i].dedup;
-        argv[k++] = args[i].stream;
-        argv[k++] = args[i].recent;
-    }
-    argv[k++] = px;
-    argv[k++] = max;
-    for (size_t i = 0; i < c->n; i++) {
-        argv[k++] = args[i].nf;
-        argv[k++] = args[i].json;
-        for (int j = 0; j < args[i].f.argc; j++) {
-            len[k] = args[i].f.argvlen[j];
-            argv[k++] = args[i].f.argv[j];
-        }
-    }
-    for (size_t i = 0; i < k; i++) /* field values carry their lengths; the rest are strings */
-        if (argv[i] != NULL && len[i] == 0)
-            len[i] = strlen(argv[i]);
-    return (int)k;
-}
-
 static int
 send_call(struct call *c, bool eval_body)
 {
-    size_t cap = 5 + c->n * (5 + ASTRO_STREAM_MAX_ARGS);
-    struct item_args *args = calloc(c->n, sizeof(*args));
-    const char **argv = calloc(cap, sizeof(*argv));
-    size_t *len = calloc(cap, sizeof(*len));
-    size_t filled = 0;
-    int rc = ASTRO_ERR;
-    if (args == NULL || argv == NULL || len == NULL)
-        goto out;
-    for (; filled < c->n; filled++)
-        if (item_args_fill(&args[filled], c->b->lp->ctx, &c->b->ev[c->idx[filled]]) != ASTRO_OK) {
-            filled++;
-            goto out;
-        }
-    int argc = build_argv(c, args, argv, len, eval_body);
-    rc = astro_redis_async_command(c->b->lp->rw, on_call_reply, c, argc, argv, len);
-out:
-    for (size_t i = 0; i < filled; i++)
-        item_args_cleanup(&args[i]);
-    free(args);
-    free(argv);
-    free(len);
+    struct ing_text cmd;
+    const struct ing_batch *b = c->b;
+    if (ing_call_cmd_build(&cmd, b->lp->ctx, c->p, b->ev, c->idx, c->n, eval_body) != ASTRO_OK)
+        return ASTRO_ERR;
+    int rc = astro_redis_async_formatted(b->lp->rw, on_call_reply, c, cmd.buf, cmd.len);
+    free(cmd.buf);
     return rc;
 }
 
@@ -297,6 +241,7 @@ send_calls(struct ing_batch *b, const struct slot *sl, size_t *ncalls)
         if (c == NULL)
             break;
         c->b = b;
+        c->p = sl[i].p;
         c->n = n;
         for (size_t k = 0; k < n; k++)
             c->idx[k] = sl[i + k].i;
@@ -332,18 +277,39 @@ ing_batch_submit(struct ing_batch *b, ing_batch_done_fn done, void *arg)
     return ASTRO_OK;
 }
 
+/* One of the two id arrays as JSON text: a cJSON node per id cost more than the rest of the
+ * ack. */
+static char *
+ids_text(const struct ing_batch *b, bool dups)
+{
+    struct ing_text t = {0};
+    bool first = true;
+    ing_text_put(&t, "[", 1);
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->dup[i] != dups)
+            continue;
+        if (!first)
+            ing_text_put(&t, ",", 1);
+        ing_text_put_json_string(&t, b->ev[i].id);
+        first = false;
+    }
+    ing_text_put(&t, "]", 1);
+    if (t.oom) {
+        free(t.buf);
+        return NULL;
+    }
+    return t.buf;
+}
+
 int
 ing_batch_ids_json(const struct ing_batch *b, cJSON *obj)
 {
-    cJSON *ids = cJSON_AddArrayToObject(obj, "event_ids");
-    cJSON *dups = cJSON_AddArrayToObject(obj, "duplicates");
-    if (ids == NULL || dups == NULL)
-        return ASTRO_ERR;
-    for (size_t i = 0; i < b->n; i++) {
-        cJSON *s = cJSON_CreateString(b->ev[i].id);
-        if (s == NULL)
-            return ASTRO_ERR;
-        cJSON_AddItemToArray(b->dup[i] ? dups : ids, s);
-    }
-    return ASTRO_OK;
+    char *ids = ids_text(b, false), *dups = ids_text(b, true);
+    int rc = ASTRO_ERR;
+    if (ids != NULL && dups != NULL && cJSON_AddRawToObject(obj, "event_ids", ids) != NULL &&
+        cJSON_AddRawToObject(obj, "duplicates", dups) != NULL)
+        rc = ASTRO_OK;
+    free(ids);
+    free(dups);
+    return rc;
 }

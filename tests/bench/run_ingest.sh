@@ -34,6 +34,9 @@ trap cleanup EXIT
 rport=$((20000 + RANDOM % 10000)); iport=$((rport + 1))
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+range() { sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "-" hi}'; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+load_start=$(loadavg)
 
 start_ingest() {
   redis-server --port "$rport" --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
@@ -75,17 +78,17 @@ for run in $(seq 1 "$runs"); do
   p50=$(echo "$lt" | awk '{print $4}'); p99=$(echo "$lt" | awk '{print $6}')
   echo "run $run: redis-benchmark XADD/s $base  ingest events/s $tp  ratio" \
        "$(awk -v a="$tp" -v b="$base" 'BEGIN {printf "%.3f", a / b}')  ack p50 ${p50} ms" \
-       " p99 ${p99} ms" >&2
+       " p99 ${p99} ms  load $(loadavg)" >&2
   echo "$base $tp $p50 $p99 $(awk -v a="$tp" -v b="$base" 'BEGIN {printf "%.3f", a / b}')" \
     >>"$tmp/results"
 done
 
-mb=$(awk '{print $1}' "$tmp/results" | median); mt=$(awk '{print $2}' "$tmp/results" | median)
-m50=$(awk '{print $3}' "$tmp/results" | median); m99=$(awk '{print $4}' "$tmp/results" | median)
-mr=$(awk '{print $5}' "$tmp/results" | median)
-echo "| metric | median of $runs |"
-echo "|---|---|"
-echo "| redis-benchmark -P 64 XADD (baseline) | $mb /s |"
-echo "| astro-ingest, $conns WS x $window in flight x $batch events | $mt events/s |"
-echo "| ratio (median of the runs' ratios) | $mr |"
-echo "| ack latency at $rate events/s, p50 / p99 | $m50 ms / $m99 ms |"
+col() { awk -v c="$1" '{print $c}' "$tmp/results"; }
+echo "| metric (load average $load_start at start, $(loadavg) at end) | median of $runs | range |"
+echo "|---|---|---|"
+echo "| redis-benchmark -P 64 XADD (baseline) | $(col 1 | median) /s | $(col 1 | range) |"
+echo "| astro-ingest, $conns WS x $window in flight x $batch events | $(col 2 | median) events/s |" \
+     "$(col 2 | range) |"
+echo "| ratio (median of the runs' ratios) | $(col 5 | median) | $(col 5 | range) |"
+echo "| ack latency at $rate events/s, p50 / p99 | $(col 3 | median) ms / $(col 4 | median) ms |" \
+     "p99 $(col 4 | range) ms |"

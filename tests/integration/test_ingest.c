@@ -468,6 +468,121 @@ START_TEST(duplicate_ids_written_once)
 }
 END_TEST
 
+/* How many stream entries carry event id id (field "id", across all partitions). */
+static int
+stream_count_id(const char *id)
+{
+    char key[32];
+    int n = 0;
+    for (int p = 0; p < PARTS; p++) {
+        snprintf(key, sizeof(key), "astro:mono:{%d}", p);
+        redisReply *rep = r_cmd("XRANGE %s - +", key);
+        for (size_t i = 0; i < rep->elements; i++) {
+            redisReply *f = rep->element[i]->element[1];
+            n += f->elements >= 2 && strcmp(f->element[1]->str, id) == 0;
+        }
+        freeReplyObject(rep);
+    }
+    return n;
+}
+
+/* 1 if the ack lists id under event_ids, 0 under duplicates, -1 if under neither. */
+static int
+ack_written(const cJSON *ack, const char *id)
+{
+    const char *lists[] = {"duplicates", "event_ids"};
+    for (int k = 0; k < 2; k++)
+        for (const cJSON *it = cJSON_GetObjectItem(ack, lists[k])->child; it; it = it->next)
+            if (strcmp(it->valuestring, id) == 0)
+                return k;
+    return -1;
+}
+
+/* Dedup markers live in time buckets of window / 2: an id stays a duplicate when the repeat
+ * falls in a later bucket than the first write, and is new again once the window (plus at most
+ * one bucket) has passed; the bucket sets expire on their own. */
+START_TEST(duplicate_window_across_buckets)
+{
+    static const char *const env[] = {"ASTRO_DEDUP_WINDOW=2s", NULL};
+    const char *ev = "{\"type\":\"event\",\"event_id\":\"win-1\",\"source_stream\":\"s\","
+                     "\"event_type\":\"A\",\"value\":1}";
+    stop_ingest(10000);
+    spawn_ingest(env);
+    struct wsraw *w = ws_auth("u_win", NULL, 0);
+    cJSON *a = roundtrip(w, ev);
+    long acked = now_ms();
+    ck_assert_int_eq(ack_written(a, "win-1"), 1);
+    cJSON_Delete(a);
+    usleep(1100 * 1000); /* more than a bucket (1 s): the repeat is checked from a later one */
+    a = roundtrip(w, ev);
+    ck_assert_int_eq(ack_written(a, "win-1"), 0);
+    cJSON_Delete(a);
+    ck_assert_int_eq(stream_count_id("win-1"), 1);
+    redisReply *keys = r_cmd("KEYS %s", "astro:dedupset:*");
+    ck_assert_int_ge((int)keys->elements, 1);
+    for (size_t i = 0; i < keys->elements; i++) {
+        redisReply *ttl = r_cmd("PTTL %s", keys->element[i]->str);
+        ck_assert_msg(ttl->integer > 0 && ttl->integer <= 3000, "%s pttl %lld",
+                      keys->element[i]->str, ttl->integer);
+        freeReplyObject(ttl);
+    }
+    freeReplyObject(keys);
+    long wait = acked + 3100 - now_ms(); /* window + one bucket after the first write */
+    if (wait > 0)
+        usleep((useconds_t)wait * 1000);
+    a = roundtrip(w, ev);
+    ck_assert_int_eq(ack_written(a, "win-1"), 1);
+    cJSON_Delete(a);
+    ck_assert_int_eq(stream_count_id("win-1"), 2);
+    wsraw_close(w);
+}
+END_TEST
+
+/* Two ingest instances on one Redis get the same ids at the same time: each id is written
+ * once, acknowledged as written by exactly one instance and as a duplicate by the other. */
+START_TEST(duplicates_across_two_instances)
+{
+    enum { ROUNDS = 20, PER = 25 };
+    int first_port = port;
+    pid_t first_pid = ing_pid;
+    port = free_port();
+    spawn_ingest(NULL);
+    pid_t second_pid = ing_pid;
+    struct wsraw *w2 = ws_auth("u_two", NULL, 0);
+    port = first_port;
+    ing_pid = first_pid;
+    struct wsraw *w1 = ws_auth("u_two", NULL, 0);
+    for (int r = 0; r < ROUNDS; r++) {
+        char msg[8192], id[32];
+        int n = snprintf(msg, sizeof(msg), "{\"type\":\"events\",\"items\":[");
+        for (int i = 0; i < PER; i++)
+            n += snprintf(msg + n, sizeof(msg) - (size_t)n, "%s{\"event_id\":\"two-%d-%d\","
+                          "\"source_stream\":\"s\",\"event_type\":\"A\",\"value\":%d}",
+                          i ? "," : "", r, i, i);
+        snprintf(msg + n, sizeof(msg) - (size_t)n, "]}");
+        ck_assert_int_eq(wsraw_send_text(w1, msg), 0);
+        ck_assert_int_eq(wsraw_send_text(w2, msg), 0);
+        cJSON *a1 = recv_json(w1, T_MS), *a2 = recv_json(w2, T_MS);
+        ck_assert(a1 != NULL && a2 != NULL);
+        for (int i = 0; i < PER; i++) {
+            snprintf(id, sizeof(id), "two-%d-%d", r, i);
+            int k1 = ack_written(a1, id), k2 = ack_written(a2, id);
+            ck_assert_msg(k1 >= 0 && k2 >= 0 && k1 + k2 == 1, "%s: written %d and %d", id, k1,
+                          k2);
+        }
+        cJSON_Delete(a1);
+        cJSON_Delete(a2);
+    }
+    ck_assert_int_eq(total_entries(), ROUNDS * PER);
+    ck_assert_int_eq(stream_count_id("two-7-3"), 1);
+    wsraw_close(w1);
+    wsraw_close(w2);
+    ing_pid = second_pid;
+    ck_assert_int_eq(stop_ingest(10000), 0);
+    ing_pid = first_pid;
+}
+END_TEST
+
 /* ---- 40+ bad messages, each with its code, the connection still usable ---- */
 
 static const struct {
@@ -1024,6 +1139,8 @@ ingest_suite(void)
         {"message_types", each_message_type_acked_after_xadd, 20},
         {"batches", batches_all_or_nothing, 20},
         {"duplicates", duplicate_ids_written_once, 20},
+        {"dup_window", duplicate_window_across_buckets, 30},
+        {"dup_two_instances", duplicates_across_two_instances, 40},
         {"bad_messages", bad_messages_answered_connection_usable, 30},
         {"not_authenticated", not_authenticated_then_auth, 20},
         {"protocol_abuse", protocol_abuse_close_codes, 20},

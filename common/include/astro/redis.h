@@ -134,6 +134,11 @@ int astro_redis_async_command(struct astro_redis_async *ra, redisCallbackFn *fn,
                               int argc, const char **argv, const size_t *argvlen)
     ASTRO_MUST_CHECK;
 
+/* Same, for a command already in the Redis protocol (an array of bulk strings, cmd[0..len),
+ * copied): for callers that build large commands in one buffer instead of an argv. */
+int astro_redis_async_formatted(struct astro_redis_async *ra, redisCallbackFn *fn,
+                                void *privdata, const char *cmd, size_t len) ASTRO_MUST_CHECK;
+
 /* Disconnects and frees ra; pending command callbacks get a NULL reply. Safe to call from any
  * callback, including a hiredis reply callback: then the context is only marked and the memory
  * is released once the callback has returned. NULL is a no-op. */
