@@ -4,15 +4,12 @@
  * starts its own redis-server and daemon (checked fixture: they belong to the forked test). */
 #include <check.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -34,26 +31,6 @@ static struct harness_server *rs;
 static redisContext *rc;
 static pid_t ing_pid;
 static int port;
-
-static long
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static int
-free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    ck_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    ck_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 static int
 http_status(const char *req, char *body, size_t body_size)
@@ -92,8 +69,8 @@ spawn_ingest(const char *const *extra_env)
     const char *const argv[] = {bin, NULL};
     ing_pid = harness_spawn(bin, argv, set, unset, NULL);
     ck_assert(ing_pid >= 0);
-    long until = now_ms() + 15000;
-    while (now_ms() < until) {
+    long until = harness_now_ms() + 15000;
+    while (harness_now_ms() < until) {
         if (http_status("GET /health/ready HTTP/1.1\r\nHost: x\r\n\r\n", NULL, 0) == 200)
             return;
         usleep(50000);
@@ -109,8 +86,8 @@ stop_ingest(int timeout_ms)
     if (ing_pid <= 0)
         return 0;
     kill(ing_pid, SIGTERM);
-    long until = now_ms() + timeout_ms;
-    while (now_ms() < until) {
+    long until = harness_now_ms() + timeout_ms;
+    while (harness_now_ms() < until) {
         if (waitpid(ing_pid, &status, WNOHANG) == ing_pid) {
             ing_pid = 0;
             return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -130,7 +107,7 @@ setup(void)
     ck_assert_msg(rs != NULL, "redis-server did not start");
     rc = redisConnect("127.0.0.1", harness_server_port(rs));
     ck_assert(rc != NULL && rc->err == 0);
-    port = free_port();
+    port = harness_free_port();
     spawn_ingest(NULL);
 }
 
@@ -200,11 +177,11 @@ total_entries(void)
 static cJSON *
 recv_json(struct wsraw *w, int timeout_ms)
 {
-    long until = now_ms() + timeout_ms;
+    long until = harness_now_ms() + timeout_ms;
     for (;;) {
         int op = 0;
         char *payload = NULL;
-        long left = until - now_ms();
+        long left = until - harness_now_ms();
         if (left < 0 || wsraw_recv_frame(w, (int)left, &op, NULL, &payload, NULL) != 0)
             return NULL;
         if (op == WSRAW_OP_TEXT) {
@@ -295,9 +272,9 @@ START_TEST(auth_ok_starts_session)
     wsraw_send_close(w, 1000, NULL);
     wsraw_expect_close(w, T_MS, NULL, 0);
     wsraw_close(w);
-    long until = now_ms() + T_MS;
+    long until = harness_now_ms() + T_MS;
     long long n = 0;
-    while (n < 2 && now_ms() < until) {
+    while (n < 2 && harness_now_ms() < until) {
         rep = r_cmd("XLEN %s", "astro:sessions");
         n = rep->integer;
         freeReplyObject(rep);
@@ -329,9 +306,9 @@ START_TEST(auth_deadline_closes_1008)
 {
     char reason[128] = "";
     struct wsraw *w = ws_open();
-    long t0 = now_ms();
+    long t0 = harness_now_ms();
     ck_assert_int_eq(wsraw_expect_close(w, T_MS, reason, sizeof(reason)), 1008);
-    long took = now_ms() - t0;
+    long took = harness_now_ms() - t0;
     ck_assert_msg(took >= 800 && took < 2500, "closed after %ld ms (deadline 1 s)", took);
     ck_assert_str_eq(reason, "no auth message in time");
     wsraw_close(w);
@@ -510,7 +487,7 @@ START_TEST(duplicate_window_across_buckets)
     spawn_ingest(env);
     struct wsraw *w = ws_auth("u_win", NULL, 0);
     cJSON *a = roundtrip(w, ev);
-    long acked = now_ms();
+    long acked = harness_now_ms();
     ck_assert_int_eq(ack_written(a, "win-1"), 1);
     cJSON_Delete(a);
     usleep(1100 * 1000); /* more than a bucket (1 s): the repeat is checked from a later one */
@@ -527,7 +504,7 @@ START_TEST(duplicate_window_across_buckets)
         freeReplyObject(ttl);
     }
     freeReplyObject(keys);
-    long wait = acked + 3100 - now_ms(); /* window + one bucket after the first write */
+    long wait = acked + 3100 - harness_now_ms(); /* window + one bucket after the first write */
     if (wait > 0)
         usleep((useconds_t)wait * 1000);
     a = roundtrip(w, ev);
@@ -545,7 +522,7 @@ START_TEST(duplicates_across_two_instances)
     enum { ROUNDS = 20, PER = 25 };
     int first_port = port;
     pid_t first_pid = ing_pid;
-    port = free_port();
+    port = harness_free_port();
     spawn_ingest(NULL);
     pid_t second_pid = ing_pid;
     struct wsraw *w2 = ws_auth("u_two", NULL, 0);
@@ -780,8 +757,8 @@ curl_post(const char *body, const char *key, char *out, size_t outlen)
 static cJSON *
 wait_code(struct wsraw *w, const char *ev, const char *want_type, const char *want_code)
 {
-    long until = now_ms() + T_MS;
-    while (now_ms() < until) {
+    long until = harness_now_ms() + T_MS;
+    while (harness_now_ms() < until) {
         cJSON *r = roundtrip(w, ev);
         if (strcmp(jstr(r, "type"), want_type) == 0 &&
             (want_code == NULL || strcmp(jstr(r, "code"), want_code) == 0))
@@ -903,9 +880,9 @@ START_TEST(redis_restart_refused_then_recovers)
     rc = redisConnect("127.0.0.1", harness_server_port(rs));
     ck_assert(rc != NULL && rc->err == 0);
     /* reconnect with backoff; the empty Redis has no script cache: SCRIPT LOAD on connect */
-    long until = now_ms() + 10000;
+    long until = harness_now_ms() + 10000;
     cJSON *ack = NULL;
-    while (ack == NULL && now_ms() < until) {
+    while (ack == NULL && harness_now_ms() < until) {
         cJSON *r = roundtrip(w, ev);
         if (strcmp(jstr(r, "type"), "ack") == 0)
             ack = r;
@@ -973,9 +950,9 @@ START_TEST(prediction_forwarded_to_the_right_user)
     struct wsraw *a2 = ws_auth("alice", NULL, 0);
     struct wsraw *b = ws_auth("bob", NULL, 0);
     long long receivers = 0;
-    long until = now_ms() + T_MS;
+    long until = harness_now_ms() + T_MS;
     /* subscriptions are per loop: wait until alice's are in place */
-    while (now_ms() < until && receivers < 1) {
+    while (harness_now_ms() < until && receivers < 1) {
         redisReply *rep = r_cmd("PUBSUB NUMSUB %s", "astro:edge:alice");
         receivers = rep->element[1]->integer;
         freeReplyObject(rep);

@@ -2,14 +2,11 @@
  * PostgreSQL (migrated by astro-admin, filled with rows in the archive's schema and recent
  * buffers in ingest's format): every endpoint and filter against the rows expected, keyset
  * pagination while rows arrive, lineage, 50+ hostile requests, auth, rate limit, SIGTERM. */
-#include <arpa/inet.h>
 #include <check.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,19 +34,6 @@ static char db_url[512];
 static pid_t daemon_pid;
 static int daemon_port;
 static char *body;
-
-static int
-free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        abort();
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 /* GET path with the given extra header lines; returns the status, body in body, head in head
  * (may be NULL). */
@@ -284,7 +268,7 @@ setup(void)
     fill_pg();
     fill_candles();
     fill_redis();
-    daemon_port = free_port();
+    daemon_port = harness_free_port();
     daemon_pid = start_daemon(daemon_port, "0", "1s");
 }
 
@@ -650,7 +634,7 @@ END_TEST
 
 START_TEST(test_rate_limit)
 {
-    int port = free_port();
+    int port = harness_free_port();
     pid_t pid = start_daemon(port, "3", "2s");
     char head[4096];
     const char *auth = "Authorization: Bearer " READ_KEY "\r\n";
@@ -674,7 +658,7 @@ END_TEST
 
 START_TEST(test_sigterm_exits_cleanly)
 {
-    int port = free_port();
+    int port = harness_free_port();
     pid_t pid = start_daemon(port, "0", "1s");
     ck_assert_int_eq(http_get(port, "/events/mono?limit=1",
                               "Authorization: Bearer " READ_KEY "\r\n", NULL, 0), 200);
