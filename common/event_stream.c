@@ -94,39 +94,69 @@ join_ids(const struct astro_event *ev)
     return out;
 }
 
-static cJSON *
-lin_item(const struct astro_lineage_item *li)
+static char *
+put_text(char *o, const char *s)
 {
-    char ts[ASTRO_EVENT_DOUBLE_BUF], val[ASTRO_EVENT_DOUBLE_BUF];
-    snprintf(ts, sizeof(ts), "%lld", (long long)li->ts_us);
-    astro_event_format_double(li->value, val);
-    cJSON *o = cJSON_CreateObject();
-    if (o == NULL || !isfinite(li->value) || !cJSON_AddStringToObject(o, "id", li->id) ||
-        !cJSON_AddStringToObject(o, "src", li->stream) ||
-        !cJSON_AddStringToObject(o, "type", li->type) || !cJSON_AddStringToObject(o, "ts", ts) ||
-        !cJSON_AddRawToObject(o, "val", val)) {
-        cJSON_Delete(o);
-        return NULL;
+    size_t n = strlen(s);
+    memcpy(o, s, n);
+    return o + n;
+}
+
+/* Writes s as a JSON string escaped exactly as cJSON prints one (\" \\ \b \f \n \r \t, other
+ * control characters as \u00xx, all else as is), so the text is what cJSON wrote before. */
+static char *
+put_json_string(char *o, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    static const char special[] = "\"\\\b\f\n\r\t", letter[] = "\"\\bfnrt";
+    *o++ = '"';
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        const char *esc = *p >= 0x20 && *p != '"' && *p != '\\' ? NULL : strchr(special, *p);
+        if (*p >= 0x20 && esc == NULL) {
+            *o++ = (char)*p;
+        } else if (esc != NULL) {
+            *o++ = '\\';
+            *o++ = letter[esc - special];
+        } else {
+            o = put_text(o, "\\u00");
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 0x0f];
+        }
     }
+    *o++ = '"';
     return o;
 }
 
+/* lin: [{"id","src","type","ts" (string),"val" (number)}, ...] without a cJSON tree: one
+ * allocation per multi event instead of a dozen (the leaflet writes one per match). */
 static char *
 lineage_text(const struct astro_event *ev)
 {
-    cJSON *arr = cJSON_CreateArray();
-    char *out = NULL;
-    if (arr == NULL)
+    /* per item: three escaped names (6 bytes per byte at worst), ts, val, punctuation */
+    size_t per = 3 * 6 * ASTRO_EVENT_NAME_MAX + 2 * ASTRO_EVENT_DOUBLE_BUF + 64;
+    char *out = malloc(2 + ev->n_sources * per + 1), *o = out;
+    if (out == NULL)
         return NULL;
+    *o++ = '[';
     for (size_t i = 0; i < ev->n_sources; i++) {
-        cJSON *it = lin_item(&ev->lineage[i]);
-        if (it == NULL)
-            goto done;
-        cJSON_AddItemToArray(arr, it);
+        const struct astro_lineage_item *li = &ev->lineage[i];
+        char num[ASTRO_EVENT_DOUBLE_BUF];
+        if (!isfinite(li->value)) {
+            free(out);
+            return NULL;
+        }
+        o = put_text(o, i > 0 ? ",{\"id\":" : "{\"id\":");
+        o = put_json_string(o, li->id);
+        o = put_json_string(put_text(o, ",\"src\":"), li->stream);
+        o = put_json_string(put_text(o, ",\"type\":"), li->type);
+        snprintf(num, sizeof(num), "%lld", (long long)li->ts_us);
+        o = put_json_string(put_text(o, ",\"ts\":"), num);
+        astro_event_format_double(li->value, num);
+        o = put_text(put_text(o, ",\"val\":"), num);
+        *o++ = '}';
     }
-    out = cJSON_PrintUnformatted(arr);
-done:
-    cJSON_Delete(arr);
+    *o++ = ']';
+    *o = '\0';
     return out;
 }
 

@@ -20,6 +20,7 @@ cep_cmdbuf_cleanup(struct cep_cmdbuf *b)
     free(b->cmd_start);
     free(b->cmd_argc);
     free(b->argv);
+    free(b->resp);
     memset(b, 0, sizeof(*b));
 }
 
@@ -102,5 +103,46 @@ cep_cmdbuf_argv(struct cep_cmdbuf *b, size_t i, const char ***argv, size_t **arg
         b->argv[k] = b->arena + b->off[first + k];
     *argv = b->argv;
     *argvlen = b->len + first;
+    return ASTRO_OK;
+}
+
+/* Writes prefix, the decimal n and CRLF at o; returns the end. */
+static char *
+put_count(char *o, char prefix, size_t n)
+{
+    char tmp[24];
+    size_t k = 0;
+    do {
+        tmp[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    *o++ = prefix;
+    while (k > 0)
+        *o++ = tmp[--k];
+    *o++ = '\r';
+    *o++ = '\n';
+    return o;
+}
+
+int
+cep_cmdbuf_resp(struct cep_cmdbuf *b, size_t i, const char **out, size_t *len)
+{
+    size_t n = b->cmd_argc[i], first = b->cmd_start[i];
+    size_t need = 24; /* "*<argc>\r\n" */
+    for (size_t k = 0; k < n; k++)
+        need += 24 + b->len[first + k] + 2; /* "$<len>\r\n" <bytes> "\r\n" */
+    if (grow((void **)&b->resp, &b->capresp, need, 1) != ASTRO_OK)
+        return ASTRO_ERR;
+    char *o = put_count(b->resp, '*', n);
+    for (size_t k = 0; k < n; k++) {
+        size_t l = b->len[first + k];
+        o = put_count(o, '$', l);
+        memcpy(o, b->arena + b->off[first + k], l);
+        o += l;
+        *o++ = '\r';
+        *o++ = '\n';
+    }
+    *out = b->resp;
+    *len = (size_t)(o - b->resp);
     return ASTRO_OK;
 }

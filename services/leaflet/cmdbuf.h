@@ -17,6 +17,8 @@ struct cep_cmdbuf {
     size_t ncmds, capcmds;
     const char **argv; /* scratch for cep_cmdbuf_argv() */
     size_t capargv;
+    char *resp; /* scratch for cep_cmdbuf_resp() */
+    size_t capresp;
 };
 
 void cep_cmdbuf_init(struct cep_cmdbuf *b);
@@ -33,6 +35,12 @@ int cep_cmdbuf_args(struct cep_cmdbuf *b, int argc, const char *const *argv,
 
 /* The i-th command's argv (valid until the next change of b) and lengths. */
 int cep_cmdbuf_argv(struct cep_cmdbuf *b, size_t i, const char ***argv, size_t **argvlen)
+    ASTRO_MUST_CHECK;
+
+/* The i-th command in the Redis protocol, ready for redisAppendFormattedCommand() (*out valid
+ * until the next change of b): formatting it here costs a memcpy per argument, where hiredis'
+ * own formatting runs a printf-like format per argument. */
+int cep_cmdbuf_resp(struct cep_cmdbuf *b, size_t i, const char **out, size_t *len)
     ASTRO_MUST_CHECK;
 
 #endif

@@ -21,6 +21,8 @@
 #define CEP_WORKERS_KEY "astro:leaflet:workers"
 #define CEP_LATE_STREAM "astro:late"
 #define CEP_DEAD_STREAM "astro:dead"
+#define CEP_OUTLIER_STREAM "astro:outliers"
+#define CEP_LIVE_CHANNEL "astro:candles:live" /* PUBLISH: open candles (`publish`) */
 #define CEP_MARK_FIELD ASTRO_STREAM_MARK_FIELD /* astro/event.h: an idle watermark marker */
 
 struct cep_config {
@@ -44,9 +46,13 @@ struct cep_metrics {
     struct astro_counter **matches; /* per rule of the current rule set */
     size_t nmatches;
     struct astro_gauge *owned, *wm_lag, *held, *pending;
+    struct astro_counter *candles, *candle_late, *bad_volume, *snap_bytes; /* aggpart.c */
+    struct astro_counter *outliers_flagged, *outliers_diverted;
 };
 
 struct cep_ctx;
+struct cep_candles;
+struct cep_outliers;
 
 struct cep_batchpos {
     struct cep_sid first;        /* first input entry of a committed batch */
@@ -70,6 +76,9 @@ struct cep_partition {
     struct cep_batchpos *pos;
     size_t npos, cappos;
     int64_t last_event_ms, last_marker_ms; /* monotonic */
+    struct cep_candles *cs; /* NULL unless the rules configure candles (aggpart.c) */
+    struct cep_outliers *os; /* NULL unless the rules configure outlier screening */
+    char agg[32], aggstate[40];
 };
 
 struct cep_ctx {
@@ -112,7 +121,8 @@ int cep_lease_renew(struct cep_partition *pp) ASTRO_MUST_CHECK;
  * and committed. ASTRO_ERR on a Redis failure or a lost lease (the partition is then dropped). */
 int cep_part_batch(struct cep_partition *pp, const redisReply *entries) ASTRO_MUST_CHECK;
 /* The same in three steps so the commits of several partitions share one round trip: prepare
- * (match, build the commit), send (append it to c's output buffer), finish (read its reply). */
+ * (match, build the commit), send (write it to c; Redis runs it while the next partition is
+ * matched), finish (read its reply). */
 int cep_part_prepare(struct cep_partition *pp, const redisReply *entries) ASTRO_MUST_CHECK;
 int cep_part_send(struct cep_partition *pp, redisContext *c) ASTRO_MUST_CHECK;
 int cep_part_finish(struct cep_partition *pp, redisContext *c) ASTRO_MUST_CHECK;
@@ -125,5 +135,20 @@ void cep_part_drop(struct cep_partition *pp);
  * checkpoint, then processes the entries the previous owner left pending. */
 int cep_part_take(struct cep_partition *pp) ASTRO_MUST_CHECK;
 struct cep_matcher *cep_part_matcher_new(struct cep_partition *pp) ASTRO_MUST_CHECK;
+
+/* aggpart.c: candles in the partition's batches (issue 9, docs/candles.md). take restores the
+ * state from astro:aggstate:{p}; push and mark wrap the matcher's and feed the candles; prepare
+ * adds the changed state to the commit; ASTRO_ERR on allocation or Redis failure. */
+int cep_agg_take(struct cep_partition *pp) ASTRO_MUST_CHECK;
+void cep_agg_drop(struct cep_partition *pp);
+int cep_agg_push(struct cep_partition *pp, const struct astro_event *ev,
+                 struct cep_sid sid) ASTRO_MUST_CHECK;
+int cep_agg_mark(struct cep_partition *pp, int64_t wm_us, struct cep_sid sid) ASTRO_MUST_CHECK;
+int cep_agg_prepare(struct cep_partition *pp) ASTRO_MUST_CHECK;
+int cep_agg_metrics(struct cep_ctx *ctx) ASTRO_MUST_CHECK;
+/* End (µs) of the earliest open candle, INT64_MAX when none: an idle marker up to it closes it. */
+int64_t cep_agg_next_close(const struct cep_partition *pp);
+/* True when entry sid was diverted as an outlier (the rebuild replay skips it). */
+bool cep_agg_diverted(const struct cep_partition *pp, struct cep_sid sid);
 
 #endif

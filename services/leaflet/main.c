@@ -72,6 +72,10 @@ main(int argc, char **argv)
     if ((a.svc = astro_service_new(&opts, err, sizeof(err))) == NULL ||
         (a.ctx = cep_ctx_new(&cfg, a.svc, err, sizeof(err))) == NULL)
         goto out;
+    if (cep_agg_metrics(a.ctx) != ASTRO_OK) {
+        snprintf(err, sizeof(err), "cannot register the candle metrics");
+        goto out;
+    }
     struct event_base *base = astro_service_base(a.svc);
     a.drain_timer = event_new(base, -1, EV_PERSIST, on_drain_tick, &a);
     hup = evsignal_new(base, SIGHUP, on_sighup, &a);

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "astro/partition.h"
 #include "matcher_int.h"
 
 int
@@ -39,14 +38,15 @@ cep_sid_format(struct cep_sid sid, char out[CEP_SID_STR])
 }
 
 static struct cep_keystate *
-ks_new(const struct cep_matcher *m, const char *key, uint64_t h)
+ks_new(const struct cep_matcher *m, const char *key, size_t keylen, uint64_t h)
 {
     size_t n = m->rules->n;
-    struct cep_keystate *ks = calloc(1, sizeof(*ks) + n * sizeof(ks->rs[0]));
-    if (ks == NULL || (ks->key = strdup(key)) == NULL) {
-        free(ks);
+    struct cep_keystate *ks = calloc(1, sizeof(*ks) + n * sizeof(ks->rs[0]) + keylen + 1);
+    if (ks == NULL)
         return NULL;
-    }
+    ks->key = (char *)&ks->rs[n];
+    memcpy(ks->key, key, keylen);
+    ks->keylen = (uint32_t)keylen;
     ks->hash = h;
     for (size_t r = 0; r < n; r++)
         ks->rs[r].last_b_ts = INT64_MIN;
@@ -60,54 +60,24 @@ ks_free(const struct cep_matcher *m, struct cep_keystate *ks)
         return;
     for (size_t r = 0; r < m->rules->n; r++)
         cep_rstate_free(&ks->rs[r]);
-    free(ks->key);
     free(ks);
 }
 
-static int
-grow_buckets(void ***buckets, size_t *nb, size_t count, size_t next_off, size_t hash_off)
-{
-    if (count < *nb)
-        return ASTRO_OK;
-    size_t n = *nb ? *nb * 2 : 1024;
-    void **nbk = calloc(n, sizeof(*nbk));
-    if (nbk == NULL)
-        return ASTRO_ERR;
-    for (size_t i = 0; i < *nb; i++) {
-        for (char *e = (*buckets)[i]; e != NULL;) {
-            char *next = *(char **)(e + next_off);
-            uint64_t h = *(uint64_t *)(e + hash_off);
-            *(char **)(e + next_off) = nbk[h & (n - 1)];
-            nbk[h & (n - 1)] = e;
-            e = next;
-        }
-    }
-    free(*buckets);
-    *buckets = nbk;
-    *nb = n;
-    return ASTRO_OK;
-}
-
-/* The state of key (created on first use; the caller takes a reference). */
+/* The state of key[0..len) (created on first use; the caller takes a reference). */
 static struct cep_keystate *
-key_intern(struct cep_matcher *m, const char *key)
+key_intern(struct cep_matcher *m, const char *key, size_t len)
 {
-    uint64_t h = astro_partition_hash(key, strlen(key));
-    if (m->nkbuckets > 0) {
-        for (struct cep_keystate *ks = m->kbuckets[h & (m->nkbuckets - 1)]; ks; ks = ks->next)
-            if (ks->hash == h && strcmp(ks->key, key) == 0)
-                return ks;
-    }
-    if (grow_buckets((void ***)&m->kbuckets, &m->nkbuckets, m->nkeys,
-                     offsetof(struct cep_keystate, next),
-                     offsetof(struct cep_keystate, hash)) != ASTRO_OK)
+    uint64_t h = cep_hash(key, len);
+    size_t pos = 0;
+    for (struct cep_keystate *ks; (ks = cep_index_next(&m->keys, h, &pos)) != NULL;)
+        if (ks->keylen == len && memcmp(ks->key, key, len) == 0)
+            return ks;
+    if (cep_index_reserve(&m->keys) != ASTRO_OK)
         return NULL;
-    struct cep_keystate *ks = ks_new(m, key, h);
+    struct cep_keystate *ks = ks_new(m, key, len, h);
     if (ks == NULL)
         return NULL;
-    ks->next = m->kbuckets[h & (m->nkbuckets - 1)];
-    m->kbuckets[h & (m->nkbuckets - 1)] = ks;
-    m->nkeys++;
+    cep_index_add(&m->keys, h, ks);
     return ks;
 }
 
@@ -116,46 +86,66 @@ key_release(struct cep_matcher *m, struct cep_keystate *ks)
 {
     if (--ks->refs > 0)
         return;
-    struct cep_keystate **pp = &m->kbuckets[ks->hash & (m->nkbuckets - 1)];
-    while (*pp != ks)
-        pp = &(*pp)->next;
-    *pp = ks->next;
-    m->nkeys--;
+    cep_index_del(&m->keys, ks->hash, ks);
     ks_free(m, ks);
 }
 
 static struct cep_item *
 id_find(const struct cep_matcher *m, const char *id, uint64_t h)
 {
-    if (m->nibuckets == 0)
-        return NULL;
-    for (struct cep_item *it = m->ibuckets[h & (m->nibuckets - 1)]; it; it = it->id_next)
-        if (it->id_hash == h && strcmp(it->li.id, id) == 0)
+    size_t pos = 0;
+    for (struct cep_item *it; (it = cep_index_next(&m->ids_ix, h, &pos)) != NULL;)
+        if (strcmp(it->li.id, id) == 0)
             return it;
     return NULL;
 }
 
-static void
-id_remove(struct cep_matcher *m, struct cep_item *it)
+/* The interned name s (at most 64 bytes are kept: the event decoder's cap), referenced once
+ * more; NULL on allocation failure. */
+static struct cep_name *
+name_intern(struct cep_matcher *m, const char *s)
 {
-    struct cep_item **pp = &m->ibuckets[it->id_hash & (m->nibuckets - 1)];
-    while (*pp != it)
-        pp = &(*pp)->id_next;
-    *pp = it->id_next;
-    m->nids--;
+    size_t len = s ? strnlen(s, ASTRO_EVENT_NAME_MAX) : 0;
+    uint64_t h = cep_hash(s ? s : "", len);
+    size_t pos = 0;
+    struct cep_name *nm;
+    while ((nm = cep_index_next(&m->names, h, &pos)) != NULL)
+        if (nm->len == len && memcmp(nm->s, s, len) == 0)
+            goto found;
+    if (cep_index_reserve(&m->names) != ASTRO_OK || (nm = malloc(sizeof(*nm) + len + 1)) == NULL)
+        return NULL;
+    nm->hash = h;
+    nm->refs = 0;
+    nm->len = (uint32_t)len;
+    memcpy(nm->s, s ? s : "", len);
+    nm->s[len] = '\0';
+    cep_index_add(&m->names, h, nm);
+found:
+    nm->refs++;
+    return nm;
+}
+
+static void
+name_release(struct cep_matcher *m, struct cep_name *nm)
+{
+    if (nm == NULL || --nm->refs > 0)
+        return;
+    cep_index_del(&m->names, nm->hash, nm);
+    free(nm);
 }
 
 /* Frees dead items at the front of the hold queue, so the front is the rebuild point. */
 static void
 hold_trim(struct cep_matcher *m)
 {
-    while (m->hold_len > 0 && m->hold[m->hold_head]->refs == 0) {
-        struct cep_item *it = m->hold[m->hold_head];
-        m->hold_head = (m->hold_head + 1) % m->hold_cap;
-        m->hold_len--;
+    while (m->hold.len > 0) {
+        struct cep_item *it = cep_hold_at(&m->hold, 0);
+        if (it->refs > 0)
+            break;
         key_release(m, it->ks);
-        it->id_next = m->freelist;
-        m->freelist = it;
+        name_release(m, it->li.stream);
+        name_release(m, it->li.type);
+        cep_hold_pop(&m->hold);
     }
 }
 
@@ -165,27 +155,8 @@ cep_item_unref(struct cep_matcher *m, struct cep_item *it)
     if (--it->refs > 0)
         return;
     m->live--;
-    id_remove(m, it);
+    cep_index_del(&m->ids_ix, it->id_hash, it);
     hold_trim(m);
-}
-
-static int
-hold_push(struct cep_matcher *m, struct cep_item *it)
-{
-    if (m->hold_len == m->hold_cap) {
-        size_t cap = m->hold_cap ? m->hold_cap * 2 : 1024;
-        struct cep_item **v = malloc(cap * sizeof(*v));
-        if (v == NULL)
-            return ASTRO_ERR;
-        for (size_t i = 0; i < m->hold_len; i++)
-            v[i] = m->hold[(m->hold_head + i) % m->hold_cap];
-        free(m->hold);
-        m->hold = v;
-        m->hold_head = 0;
-        m->hold_cap = cap;
-    }
-    m->hold[(m->hold_head + m->hold_len++) % m->hold_cap] = it;
-    return ASTRO_OK;
 }
 
 /* Processes one released item against every rule that it matches. */
@@ -195,7 +166,7 @@ process(struct cep_matcher *m, struct cep_item *it)
     cep_window_expire(m, it->li.ts_us);
     for (size_t r = 0; r < m->rules->n; r++) {
         const struct cep_rule *rule = &m->rules->rules[r];
-        uint32_t mask = cep_rule_mask(rule, it);
+        uint32_t mask = cep_rule_mask(m, r, it);
         if (mask == 0)
             continue;
         if (m->silent && m->consumed != NULL && !rule->reuse &&
@@ -211,7 +182,7 @@ static void
 advance(struct cep_matcher *m, int64_t wm)
 {
     m->wm = wm;
-    while (m->nheap > 0 && m->heap[0].ts < wm)
+    for (const struct cep_hent *e; (e = cep_reorder_min(m)) != NULL && e->ts < wm;)
         process(m, cep_heap_pop(m));
     cep_window_expire(m, wm);
 }
@@ -225,50 +196,35 @@ copy_name(char dst[ASTRO_EVENT_NAME_MAX + 1], const char *src)
     dst[n] = '\0';
 }
 
+/* A new item at the back of the hold queue, with its key and names referenced; NULL (nothing
+ * changed) on allocation failure. */
 static struct cep_item *
 item_new(struct cep_matcher *m, const struct astro_event *ev, struct cep_sid sid, uint64_t h)
 {
-    struct cep_item *it = m->freelist;
-    if (it != NULL)
-        m->freelist = it->id_next;
-    else if ((it = malloc(sizeof(*it))) == NULL)
+    const char *key = ev->key ? ev->key : "";
+    if (cep_index_reserve(&m->ids_ix) != ASTRO_OK)
         return NULL;
+    struct cep_item *it = cep_hold_push(&m->hold);
+    if (it == NULL)
+        return NULL;
+    it->li.stream = name_intern(m, ev->src);
+    it->li.type = name_intern(m, ev->type);
+    if (it->li.stream == NULL || it->li.type == NULL ||
+        (it->ks = key_intern(m, key, strlen(key))) == NULL) {
+        name_release(m, it->li.stream);
+        name_release(m, it->li.type);
+        cep_hold_unpush(&m->hold);
+        return NULL;
+    }
+    it->ks->refs++;
     copy_name(it->li.id, ev->id);
-    copy_name(it->li.stream, ev->src);
-    copy_name(it->li.type, ev->type);
     it->li.ts_us = ev->ts_us;
     it->li.value = ev->value;
     it->sid = sid;
     it->wm_before = m->wm;
     it->id_hash = h;
     it->refs = 1;
-    it->ks = key_intern(m, ev->key ? ev->key : "");
-    if (it->ks == NULL) {
-        it->id_next = m->freelist;
-        m->freelist = it;
-        return NULL;
-    }
-    it->ks->refs++;
     return it;
-}
-
-static int
-accept(struct cep_matcher *m, struct cep_item *it)
-{
-    if (grow_buckets((void ***)&m->ibuckets, &m->nibuckets, m->nids,
-                     offsetof(struct cep_item, id_next),
-                     offsetof(struct cep_item, id_hash)) != ASTRO_OK ||
-        hold_push(m, it) != ASTRO_OK)
-        return ASTRO_ERR;
-    if (cep_heap_push(m, it) != ASTRO_OK) {
-        m->hold_len--;
-        return ASTRO_ERR;
-    }
-    it->id_next = m->ibuckets[it->id_hash & (m->nibuckets - 1)];
-    m->ibuckets[it->id_hash & (m->nibuckets - 1)] = it;
-    m->nids++;
-    m->live++;
-    return ASTRO_OK;
 }
 
 int
@@ -283,7 +239,7 @@ cep_matcher_push(struct cep_matcher *m, const struct astro_event *ev, struct cep
             m->sink.on_late(m->sink.arg, ev, sid, m->wm);
         return ASTRO_OK;
     }
-    uint64_t h = astro_partition_hash(ev->id, strlen(ev->id));
+    uint64_t h = cep_hash(ev->id, strlen(ev->id));
     if (id_find(m, ev->id, h) != NULL) {
         m->st.duplicates++;
         return ASTRO_OK;
@@ -291,19 +247,23 @@ cep_matcher_push(struct cep_matcher *m, const struct astro_event *ev, struct cep
     struct cep_item *it = item_new(m, ev, sid, h);
     if (it == NULL)
         return ASTRO_ERR;
-    if (accept(m, it) != ASTRO_OK) {
+    if (cep_heap_push(m, it) != ASTRO_OK) {
         key_release(m, it->ks);
-        free(it);
+        name_release(m, it->li.stream);
+        name_release(m, it->li.type);
+        cep_hold_unpush(&m->hold);
         return ASTRO_ERR;
     }
+    cep_index_add(&m->ids_ix, h, it);
+    m->live++;
     if (ev->ts_us > m->max_ts) {
         m->max_ts = ev->ts_us;
         if (ev->ts_us - m->opt.lateness_us > m->wm)
             advance(m, ev->ts_us - m->opt.lateness_us);
     }
-    if (m->nheap > m->opt.max_held) {
+    if (cep_reorder_len(m) > m->opt.max_held) {
         m->st.forced++;
-        advance(m, m->heap[0].ts + 1);
+        advance(m, cep_reorder_min(m)->ts + 1);
     }
     return ASTRO_OK;
 }
@@ -316,6 +276,26 @@ cep_matcher_mark(struct cep_matcher *m, int64_t wm_us, struct cep_sid sid)
     m->st.markers++;
     if (wm_us > m->wm)
         advance(m, wm_us);
+    return ASTRO_OK;
+}
+
+/* Interns the names the rule parts ask for, so matching an item's names is a pointer compare
+ * (these references last as long as the matcher). */
+static int
+intern_parts(struct cep_matcher *m)
+{
+    size_t n = m->rules->n ? m->rules->n : 1;
+    if ((m->part_names = calloc(n * CEP_MAX_PARTS * 2, sizeof(*m->part_names))) == NULL)
+        return ASTRO_ERR;
+    for (size_t r = 0; r < m->rules->n; r++) {
+        const struct cep_rule *rule = &m->rules->rules[r];
+        for (size_t j = 0; j < rule->nparts && j < CEP_MAX_PARTS; j++) {
+            struct cep_name **pn = &m->part_names[(r * CEP_MAX_PARTS + j) * 2];
+            if ((rule->parts[j].type[0] && !(pn[0] = name_intern(m, rule->parts[j].type))) ||
+                (rule->parts[j].src[0] && !(pn[1] = name_intern(m, rule->parts[j].src))))
+                return ASTRO_ERR;
+        }
+    }
     return ASTRO_OK;
 }
 
@@ -342,8 +322,9 @@ cep_matcher_new(const struct cep_ruleset *rules, const struct cep_matcher_opts *
     m->ids = calloc(cap, sizeof(*m->ids));
     m->wq = calloc(rules->n ? rules->n : 1, sizeof(*m->wq));
     m->st.matches = calloc(rules->n ? rules->n : 1, sizeof(*m->st.matches));
-    m->global_ks = ks_new(m, "", 0);
-    if (!m->picks || !m->lineage || !m->ids || !m->wq || !m->st.matches || !m->global_ks) {
+    m->global_ks = ks_new(m, "", 0, 0);
+    if (!m->picks || !m->lineage || !m->ids || !m->wq || !m->st.matches || !m->global_ks ||
+        intern_parts(m) != ASTRO_OK) {
         cep_matcher_free(m);
         return NULL;
     }
@@ -355,26 +336,19 @@ cep_matcher_free(struct cep_matcher *m)
 {
     if (m == NULL)
         return;
-    for (size_t i = 0; i < m->hold_len; i++)
-        free(m->hold[(m->hold_head + i) % m->hold_cap]);
-    for (size_t i = 0; i < m->nkbuckets; i++) {
-        for (struct cep_keystate *ks = m->kbuckets[i], *next; ks; ks = next) {
-            next = ks->next;
-            ks_free(m, ks);
-        }
-    }
-    while (m->freelist) {
-        struct cep_item *it = m->freelist;
-        m->freelist = it->id_next;
-        free(it);
-    }
+    for (size_t i = 0; i < m->keys.cap; i++)
+        ks_free(m, m->keys.v[i].p);
+    for (size_t i = 0; i < m->names.cap; i++)
+        free(m->names.v[i].p);
     for (size_t r = 0; m->wq && r < m->rules->n; r++)
         free(m->wq[r].v);
     ks_free(m, m->global_ks);
-    free(m->kbuckets);
-    free(m->ibuckets);
-    free(m->hold);
-    free(m->heap);
+    cep_index_cleanup(&m->keys);
+    cep_index_cleanup(&m->ids_ix);
+    cep_index_cleanup(&m->names);
+    free(m->part_names);
+    cep_hold_cleanup(&m->hold);
+    cep_reorder_cleanup(m);
     free(m->wq);
     free(m->picks);
     free(m->lineage);
@@ -417,8 +391,8 @@ cep_matcher_checkpoint(const struct cep_matcher *m, struct cep_sid *sid, int64_t
 {
     if (!m->fed)
         return false;
-    if (m->hold_len > 0) {
-        const struct cep_item *front = m->hold[m->hold_head];
+    if (m->hold.len > 0) {
+        const struct cep_item *front = cep_hold_at(&m->hold, 0);
         *sid = front->sid;
         *wm_us = front->wm_before;
     } else {
@@ -439,7 +413,7 @@ void
 cep_matcher_stats(const struct cep_matcher *m, struct cep_matcher_stats *out)
 {
     *out = m->st;
-    out->buffered = m->nheap;
+    out->buffered = cep_reorder_len(m);
     out->held = m->live;
-    out->keys = m->nkeys;
+    out->keys = m->keys.n;
 }

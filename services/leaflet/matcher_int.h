@@ -1,12 +1,24 @@
-/* Internals shared by the matcher's files (matcher.c: intake and keys; reorder.c: the event-time
- * buffer; window.c: per-rule window state and expiry; ops.c: the operators and their output). */
+/* Internals shared by the matcher's files (matcher.c: intake and keys; store.c: the hold queue's
+ * slabs and the indexes; reorder.c: the event-time buffer; window.c: per-rule window state and
+ * expiry; ops.c: the operators and their output). */
 #ifndef CEP_MATCHER_INT_H
 #define CEP_MATCHER_INT_H
+
+#include <string.h>
 
 #include "matcher.h"
 
 struct cep_keystate;
 struct cep_item;
+
+/* An interned type or source name (store: the matcher's name index). Items point to one instead
+ * of carrying copies, which halves the item and turns the rules' name tests into pointer
+ * compares; refs counts the items and rule parts using it. */
+struct cep_name {
+    uint64_t hash;
+    uint32_t refs, len;
+    char s[];
+};
 
 struct cep_hent {
     int64_t ts;
@@ -14,16 +26,22 @@ struct cep_hent {
     struct cep_item *it;
 };
 
-/* One accepted input event. refs counts its holders (the reorder buffer and each rule window
- * queue it sits in); at 0 it is dead, and it is freed once it leaves the hold queue. */
+/* One accepted input event, stored in the hold queue's slabs (store.c). refs counts its holders
+ * (the reorder buffer and each rule window queue it sits in); at 0 it is dead, and its slot is
+ * reused once it leaves the front of the hold queue. The bookkeeping fields come first: unref
+ * and trimming read only the first cache line. */
 struct cep_item {
-    struct astro_lineage_item li;
+    uint32_t refs;
+    struct cep_keystate *ks;
+    uint64_t id_hash;
     struct cep_sid sid;
     int64_t wm_before; /* watermark before this entry: the rebuild point's watermark */
-    struct cep_keystate *ks;
-    struct cep_item *id_next; /* duplicate-id hash chain */
-    uint64_t id_hash;
-    uint32_t refs;
+    struct {
+        int64_t ts_us;
+        double value;
+        struct cep_name *stream, *type;
+        char id[ASTRO_EVENT_ID_MAX + 1];
+    } li; /* the lineage item, names interned (cep_emit() expands it) */
 };
 
 /* ts copies it->li.ts_us so scans and expiry need not touch the (cold) item. */
@@ -40,11 +58,12 @@ struct cep_rstate {
     int64_t last_b_ts; /* absence: time of the last B, for an A at the very same instant */
 };
 
+/* key points into the same allocation, after rs[] (one cache miss for lookup and state). */
 struct cep_keystate {
     char *key;
     uint64_t hash;
-    struct cep_keystate *next;
     uint32_t refs; /* items referring to it */
+    uint32_t keylen;
     struct cep_rstate rs[];
 };
 
@@ -69,6 +88,24 @@ struct cep_operator {
                       struct cep_keystate *ks, struct cep_item *it);
 };
 
+/* The hold queue: a ring of slabs holding every accepted item in arrival order (store.c). */
+struct cep_hold {
+    struct cep_item **chunk; /* ring of chunks, cap a power of 2 */
+    size_t cap, first, nch;  /* ring capacity, first chunk in use, chunks in use */
+    size_t head, len;        /* the front item's index in the first chunk, items held */
+    struct cep_item *spare;  /* an emptied chunk kept for reuse */
+};
+
+/* An open-addressing index from a 64-bit hash to an object (linear probing, load <= 1/2). */
+struct cep_islot {
+    uint64_t hash;
+    void *p; /* NULL = empty */
+};
+struct cep_index {
+    struct cep_islot *v;
+    size_t cap, n;
+};
+
 struct cep_matcher {
     const struct cep_ruleset *rules;
     struct cep_matcher_opts opt;
@@ -76,21 +113,22 @@ struct cep_matcher {
     int64_t wm, max_ts;
     bool fed;
     struct cep_sid last_sid;
-    /* reorder buffer: binary min-heap on (ts, sid), keys copied so sifting stays in cache */
+    /* reorder buffer (reorder.c): a sorted run for entries arriving in or near order, and a
+     * binary min-heap for the rest; keys copied so neither touches items */
+    struct cep_hent *run;
+    size_t run_head, run_len, run_cap;
     struct cep_hent *heap;
     size_t nheap, capheap;
     /* hold queue: every item in arrival order until dead and at the front */
-    struct cep_item **hold;
-    size_t hold_head, hold_len, hold_cap;
+    struct cep_hold hold;
     size_t live;
-    /* keys and ids */
-    struct cep_keystate **kbuckets;
-    size_t nkbuckets, nkeys;
+    /* keys (-> keystate) and the ids of live items (-> item) */
+    struct cep_index keys, ids_ix, names;
+    /* per rule r and part j: the interned type and source the part asks for (NULL = any) at
+     * [(r * CEP_MAX_PARTS + j) * 2] and [.. + 1] */
+    struct cep_name **part_names;
     struct cep_keystate *global_ks;
-    struct cep_item **ibuckets;
-    size_t nibuckets, nids;
     struct cep_wqueue *wq; /* per rule */
-    struct cep_item *freelist;
     /* output scratch */
     struct cep_item **picks;
     struct astro_lineage_item *lineage;
@@ -102,9 +140,72 @@ struct cep_matcher {
     struct cep_matcher_stats st;
 };
 
+/* store.c; the lookups every event makes are inline below */
+#define CEP_CHUNK 512 /* items per slab of the hold queue */
+struct cep_item *cep_hold_push(struct cep_hold *h) ASTRO_MUST_CHECK;
+void cep_hold_unpush(struct cep_hold *h);
+void cep_hold_pop(struct cep_hold *h);
+void cep_hold_cleanup(struct cep_hold *h);
+int cep_index_reserve(struct cep_index *x) ASTRO_MUST_CHECK;
+void cep_index_add(struct cep_index *x, uint64_t hash, void *p);
+void cep_index_del(struct cep_index *x, uint64_t hash, const void *p);
+void cep_index_cleanup(struct cep_index *x);
+
+/* The i-th held item (0 = the front). */
+static inline struct cep_item *
+cep_hold_at(const struct cep_hold *h, size_t i)
+{
+    size_t pos = h->head + i;
+    return &h->chunk[(h->first + pos / CEP_CHUNK) & (h->cap - 1)][pos % CEP_CHUNK];
+}
+
+/* The indexes' hash: eight bytes per multiply instead of FNV's one (ids, keys and names are
+ * hashed on every event). Internal only: nothing the matcher outputs depends on it. */
+static inline uint64_t
+cep_hash(const char *s, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15u ^ n, w;
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdu;
+        h ^= h >> 32;
+    }
+    w = 0;
+    for (size_t i = 0; i < n; i++) /* n < 8: a loop, not a call to memcpy */
+        w |= (uint64_t)(unsigned char)s[i] << (8 * i);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53u;
+    return h ^ (h >> 29);
+}
+
+static inline size_t
+cep_index_home(const struct cep_index *x, uint64_t hash)
+{
+    return (size_t)(hash ^ (hash >> 32)) & (x->cap - 1);
+}
+
+/* The next entry stored under hash, starting at *pos (0 on the first call), or NULL. */
+static inline void *
+cep_index_next(const struct cep_index *x, uint64_t hash, size_t *pos)
+{
+    if (x->cap == 0)
+        return NULL;
+    size_t j = *pos ? *pos - 1 : cep_index_home(x, hash);
+    for (; x->v[j].p != NULL; j = (j + 1) & (x->cap - 1)) {
+        if (x->v[j].hash == hash) {
+            *pos = ((j + 1) & (x->cap - 1)) + 1;
+            return x->v[j].p;
+        }
+    }
+    return NULL;
+}
+
 /* reorder.c */
 int cep_heap_push(struct cep_matcher *m, struct cep_item *it) ASTRO_MUST_CHECK;
 struct cep_item *cep_heap_pop(struct cep_matcher *m);
+/* Entries buffered, and the earliest one (NULL when empty). */
+size_t cep_reorder_len(const struct cep_matcher *m);
+const struct cep_hent *cep_reorder_min(const struct cep_matcher *m);
+void cep_reorder_cleanup(struct cep_matcher *m);
 int cep_item_cmp(const struct cep_item *a, const struct cep_item *b);
 
 /* window.c */
@@ -118,7 +219,7 @@ void cep_item_unref(struct cep_matcher *m, struct cep_item *it);
 
 /* ops.c */
 const struct cep_operator *cep_operator_of(enum cep_op op);
-uint32_t cep_rule_mask(const struct cep_rule *r, const struct cep_item *it);
+uint32_t cep_rule_mask(const struct cep_matcher *m, size_t r, const struct cep_item *it);
 void cep_emit(struct cep_matcher *m, size_t r, const char *key, struct cep_item **picks,
               size_t n, size_t matched, size_t required, int64_t ts);
 

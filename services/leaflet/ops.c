@@ -11,13 +11,21 @@
 #include "astro/uuid.h"
 #include "matcher_int.h"
 
+/* The parts of rule r that item it matches. Names are interned, so a part naming another type
+ * or source is ruled out by a pointer compare; the full test runs only where the names fit. */
 uint32_t
-cep_rule_mask(const struct cep_rule *r, const struct cep_item *it)
+cep_rule_mask(const struct cep_matcher *m, size_t r, const struct cep_item *it)
 {
+    const struct cep_rule *rule = &m->rules->rules[r];
+    struct cep_name *const *pn = &m->part_names[r * CEP_MAX_PARTS * 2];
     uint32_t mask = 0;
-    for (size_t j = 0; j < r->nparts; j++)
-        if (cep_part_match(&r->parts[j], it->li.type, it->li.stream, it->li.value))
+    for (size_t j = 0; j < rule->nparts; j++) {
+        if ((pn[2 * j] != NULL && pn[2 * j] != it->li.type) ||
+            (pn[2 * j + 1] != NULL && pn[2 * j + 1] != it->li.stream))
+            continue;
+        if (cep_part_match(&rule->parts[j], it->li.type->s, it->li.stream->s, it->li.value))
             mask |= 1u << j;
+    }
     return mask;
 }
 
@@ -275,6 +283,16 @@ aggregate(enum cep_agg agg, const struct astro_lineage_item *li, size_t n)
     return agg == CEP_AGG_AVG ? v / (double)n : v;
 }
 
+static void
+lineage_item(struct astro_lineage_item *li, const struct cep_item *it)
+{
+    memcpy(li->id, it->li.id, sizeof(li->id));
+    memcpy(li->stream, it->li.stream->s, it->li.stream->len + 1);
+    memcpy(li->type, it->li.type->s, it->li.type->len + 1);
+    li->ts_us = it->li.ts_us;
+    li->value = it->li.value;
+}
+
 /* Builds the multi event of a match of picks[0..n) and hands it to the sink. Lineage is in
  * processing order; the id is astro_uuid_derive(rule, source ids). */
 void
@@ -292,7 +310,7 @@ cep_emit(struct cep_matcher *m, size_t r, const char *key, struct cep_item **pic
         picks[j] = x;
     }
     for (size_t i = 0; i < n; i++)
-        m->lineage[i] = picks[i]->li;
+        lineage_item(&m->lineage[i], picks[i]);
     if (m->silent)
         return;
     m->st.matches[r]++;

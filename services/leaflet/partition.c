@@ -72,6 +72,7 @@ cep_part_drop(struct cep_partition *pp)
 {
     cep_matcher_free(pp->m);
     pp->m = NULL;
+    cep_agg_drop(pp);
     free(pp->pos);
     pp->pos = NULL;
     pp->npos = pp->cappos = 0;
@@ -105,7 +106,7 @@ feed_entry(struct cep_partition *pp, const redisReply *e, struct cep_sid *sid)
     if (fv->elements == 2 && fv->element[0]->type == REDIS_REPLY_STRING &&
         strcmp(fv->element[0]->str, CEP_MARK_FIELD) == 0) {
         int64_t wm = strtoll(fv->element[1]->str, NULL, 10);
-        return cep_matcher_mark(pp->m, wm, *sid);
+        return cep_agg_mark(pp, wm, *sid);
     }
     struct astro_event ev;
     if (astro_event_stream_decode(fv->element, fv->elements, &ev, err, sizeof(err)) !=
@@ -114,7 +115,7 @@ feed_entry(struct cep_partition *pp, const redisReply *e, struct cep_sid *sid)
         return ASTRO_OK;
     }
     pp->last_event_ms = cep_mono_ms();
-    int rc = cep_matcher_push(pp->m, &ev, *sid);
+    int rc = cep_agg_push(pp, &ev, *sid); /* the matcher, then the candles */
     astro_event_cleanup(&ev);
     return rc;
 }
@@ -157,9 +158,10 @@ out_pos_for(struct cep_partition *pp, struct cep_sid r)
  * (WATCH is per connection), the scripts of all partitions pipeline in one round trip.
  * Outputs are written before the XACK: should a write fail mid-script, the inputs stay pending
  * and their replay rewrites the same deterministic ids (never a loss).
- *   KEYS: lease multi mono late dead rebuild ckpt
+ *   KEYS: lease multi mono late dead rebuild ckpt agg aggstate outliers
  *   ARGV: instance rebuild_value ckpt_value n_acks ack_ids... then records
- *         (kind m|l|d, n, n field/value strings) to the end. Returns the last multi id or "". */
+ *         (kind m|l|d|a|o, n, n field/value strings; kind h, 2, hash field, value: candle
+ *         state; kind p, 1, message: an open candle for the live channel) to the end. Returns the last multi id or "". */
 static const char commit_lua[] =
     "if redis.call('get', KEYS[1]) ~= ARGV[1] then return redis.error_reply('LEASE lost') end\n"
     "local na = tonumber(ARGV[4])\n"
@@ -168,9 +170,13 @@ static const char commit_lua[] =
     "while i <= #ARGV do\n"
     "  local kind, c = ARGV[i], tonumber(ARGV[i + 1])\n"
     "  local key = KEYS[2]\n"
-    "  if kind == 'l' then key = KEYS[4] elseif kind == 'd' then key = KEYS[5] end\n"
+    "  if kind == 'l' then key = KEYS[4] elseif kind == 'd' then key = KEYS[5]\n"
+    "  elseif kind == 'a' then key = KEYS[8] elseif kind == 'o' then key = KEYS[10] end\n"
+    "  if kind == 'h' then redis.call('hset', KEYS[9], ARGV[i + 2], ARGV[i + 3])\n"
+    "  elseif kind == 'p' then redis.call('publish', '" CEP_LIVE_CHANNEL "', ARGV[i + 2]) else\n"
     "  local id = redis.call('xadd', key, '*', unpack(ARGV, i + 2, i + 1 + c))\n"
     "  if kind == 'm' then last = id end\n"
+    "  end\n"
     "  i = i + 2 + c\n"
     "end\n"
     "if na > 0 then redis.call('xack', KEYS[3], '" CEP_GROUP "', unpack(ARGV, 5, 4 + na)) end\n"
@@ -204,9 +210,9 @@ build_commit(struct cep_partition *pp, const redisReply *entries, struct cep_sid
     checkpoint(pp, last, rs, ck, sizeof(ck));
     snprintf(nacks, sizeof(nacks), "%zu", entries->elements);
     cep_cmdbuf_reset(b);
-    const char *head[] = {"EVAL", commit_lua, "7", pp->lease, pp->multi, pp->mono,
-                          CEP_LATE_STREAM, CEP_DEAD_STREAM, pp->rebuild, pp->ckpt,
-                          pp->ctx->instance, rs, ck, nacks};
+    const char *head[] = {"EVAL", commit_lua, "10", pp->lease, pp->multi, pp->mono,
+                          CEP_LATE_STREAM, CEP_DEAD_STREAM, pp->rebuild, pp->ckpt, pp->agg,
+                          pp->aggstate, CEP_OUTLIER_STREAM, pp->ctx->instance, rs, ck, nacks};
     if (cep_cmdbuf_begin(b) != ASTRO_OK ||
         cep_cmdbuf_args(b, (int)ASTRO_ARRAY_LEN(head), head, NULL) != ASTRO_OK)
         return ASTRO_ERR;
@@ -242,7 +248,8 @@ cep_part_prepare(struct cep_partition *pp, const redisReply *entries)
         astro_log_error("partition %u: out of memory building a batch's outputs", pp->p);
         goto fail;
     }
-    if (note_batch(pp, first) != ASTRO_OK || build_commit(pp, entries, sid) != ASTRO_OK)
+    if (cep_agg_prepare(pp) != ASTRO_OK || note_batch(pp, first) != ASTRO_OK ||
+        build_commit(pp, entries, sid) != ASTRO_OK)
         goto fail;
     pp->batch_last = sid;
     return ASTRO_OK;
@@ -255,13 +262,19 @@ fail:
 int
 cep_part_send(struct cep_partition *pp, redisContext *c)
 {
-    const char **argv;
-    size_t *len;
+    const char *cmd;
+    size_t len;
+    int done = 0;
     if (pp->commit.ncmds == 0)
         return ASTRO_OK;
-    if (cep_cmdbuf_argv(&pp->commit, 0, &argv, &len) != ASTRO_OK ||
-        redisAppendCommandArgv(c, (int)pp->commit.cmd_argc[0], argv, len) != REDIS_OK)
+    if (cep_cmdbuf_resp(&pp->commit, 0, &cmd, &len) != ASTRO_OK ||
+        redisAppendFormattedCommand(c, cmd, len) != REDIS_OK)
         return ASTRO_ERR;
+    /* Write it now (the reply is read later): Redis runs this partition's commit while the
+     * worker matches the next partition's batch, instead of all of them after the last. */
+    while (!done)
+        if (redisBufferWrite(c, &done) != REDIS_OK)
+            return ASTRO_ERR;
     return ASTRO_OK;
 }
 
@@ -339,12 +352,14 @@ void
 cep_part_idle(struct cep_partition *pp, int64_t now_ms)
 {
     const struct cep_config *cfg = pp->ctx->cfg;
-    if (!pp->owned || !cep_matcher_busy(pp->m) || now_ms - pp->last_event_ms < cfg->idle_ms ||
-        now_ms - pp->last_marker_ms < cfg->idle_ms)
+    if (!pp->owned || now_ms - pp->last_event_ms < cfg->idle_ms ||
+        now_ms - pp->last_marker_ms < cfg->idle_ms || cep_matcher_max_ts(pp->m) == INT64_MIN)
         return;
     int64_t wm = cep_matcher_max_ts(pp->m) - cfg->lateness_ms * 1000 +
                  (now_ms - pp->last_event_ms) * 1000;
-    if (wm <= cep_matcher_watermark(pp->m))
+    /* worth a marker: open windows, or an open candle it closes (a quiet key's last candle) */
+    if ((!cep_matcher_busy(pp->m) && wm < cep_agg_next_close(pp)) ||
+        wm <= cep_matcher_watermark(pp->m))
         return;
     char buf[32];
     snprintf(buf, sizeof(buf), "%" PRId64, wm);

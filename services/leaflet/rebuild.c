@@ -129,7 +129,8 @@ replay_page(struct cep_partition *pp, const redisReply *page, void *arg)
     for (size_t i = 0; i < page->elements; i++) {
         const redisReply *e = page->element[i], *fv = e->element[1];
         struct cep_sid sid;
-        if (cep_sid_parse(e->element[0]->str, e->element[0]->len, &sid) != ASTRO_OK)
+        if (cep_sid_parse(e->element[0]->str, e->element[0]->len, &sid) != ASTRO_OK ||
+            cep_agg_diverted(pp, sid)) /* never entered the rules (docs/candles.md) */
             continue;
         if (fv->elements == 2 && strcmp(fv->element[0]->str, CEP_MARK_FIELD) == 0) {
             if (cep_matcher_mark(pp->m, strtoll(fv->element[1]->str, NULL, 10), sid) !=
@@ -241,7 +242,7 @@ cep_part_take(struct cep_partition *pp)
     if ((pp->pos = malloc(pp->cappos * sizeof(*pp->pos))) == NULL ||
         astro_redis_group_create(pp->ctx->r, pp->mono, CEP_GROUP, "0", err, sizeof(err)) !=
             ASTRO_OK ||
-        (pp->m = cep_part_matcher_new(pp)) == NULL)
+        (pp->m = cep_part_matcher_new(pp)) == NULL || cep_agg_take(pp) != ASTRO_OK)
         goto fail;
     const char *argv[] = {"GET", pp->ckpt};
     ck = astro_redis_command(pp->ctx->r, 2, argv, NULL, err, sizeof(err));

@@ -415,6 +415,9 @@ parse_line(struct rparser *p)
         return ASTRO_OK;
     if (tok_is(d, "rule"))
         return start_rule(p, d);
+    if (cep_agg_is_statement(d.s, d.len))
+        return cep_agg_parse_line(&p->rs->agg, p->line, p->linelen, p->lineno, p->err,
+                                  p->errlen);
     if (p->cur == NULL)
         return pfail_at(p, d.col, "expected 'rule NAME' before directives");
     return parse_directive(p, d);
@@ -425,6 +428,7 @@ cep_rules_parse(const char *text, size_t len, struct cep_ruleset *out, char *err
 {
     struct rparser p = {.rs = out, .err = err, .errlen = errlen};
     memset(out, 0, sizeof(*out));
+    cep_agg_cfg_init(&out->agg);
     out->rules = calloc(CEP_MAX_RULES, sizeof(*out->rules));
     if (out->rules == NULL)
         return astro_fail(err, errlen, "out of memory");
@@ -444,7 +448,7 @@ cep_rules_parse(const char *text, size_t len, struct cep_ruleset *out, char *err
     }
     if (finish_rule(&p) != ASTRO_OK)
         goto fail;
-    if (out->n == 0) {
+    if (out->n == 0 && !cep_agg_cfg_active(&out->agg)) {
         astro_fail(err, errlen, "%d:1: no rules", p.lineno > 0 ? p.lineno : 1);
         goto fail;
     }

@@ -10,6 +10,7 @@
 
 #include "astro/common.h"
 #include "astro/event.h"
+#include "aggcfg.h"
 
 #define CEP_MAX_PARTS 8
 #define CEP_MAX_PREDS 4
@@ -68,6 +69,7 @@ struct cep_ruleset {
     struct cep_rule *rules; /* owned */
     size_t n;
     int64_t max_within_us;
+    struct cep_agg_cfg agg; /* candles and indicators (rules_agg.c) */
 };
 
 /* Parses rules text text[0..len). On success fills *out (free with cep_ruleset_free()); on

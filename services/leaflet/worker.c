@@ -1,5 +1,6 @@
-/* The worker thread: lease ticks, one XREADGROUP over every owned partition, a batch per
- * partition, idle markers; on stop it finishes the batch in hand (already committed when the
+/* The worker thread: lease ticks, one XREADGROUP over every owned partition (between ticks the
+ * next one is read ahead while the current reply is matched), a batch per partition, idle
+ * markers; on stop it finishes the batch in hand (already committed when the
  * loop checks the flag), releases its leases and leaves the membership. Redis failures drop the
  * owned partitions' state; it is rebuilt from Redis once the connection is back. */
 #include <inttypes.h>
@@ -51,14 +52,17 @@ part_of(struct cep_ctx *ctx, const char *key)
     return NULL;
 }
 
-/* Matches every partition's batch of the reply, then sends all the commits in one pipeline and
- * reads their replies (one round trip for all partitions). */
-static void
-commit_all(struct cep_ctx *ctx, const redisReply *rep)
+/* Matches every partition's batch of the reply and writes each one's commit as soon as it is
+ * built (Redis runs it while the next partition is matched), then reads the replies: first the
+ * read-ahead XREADGROUP's when ahead (it was sent before these commits), returned to the caller,
+ * then the commits'. */
+static redisReply *
+commit_all(struct cep_ctx *ctx, const redisReply *rep, bool ahead)
 {
     struct cep_partition *sent[ASTRO_PARTITIONS_MAX];
     size_t n = 0;
     redisContext *c = ctx->r->c;
+    redisReply *next = NULL;
     for (size_t i = 0; i < rep->elements && n < ASTRO_PARTITIONS_MAX; i++) {
         const redisReply *s = rep->element[i];
         struct cep_partition *pp = part_of(ctx, s->element[0]->str);
@@ -71,7 +75,7 @@ commit_all(struct cep_ctx *ctx, const redisReply *rep)
         sent[n++] = pp;
     }
     astro_gauge_set(ctx->met.pending, (double)n);
-    bool io = false;
+    bool io = ahead && redisGetReply(c, (void **)&next) != REDIS_OK;
     for (size_t i = 0; i < n; i++)
         if (io || cep_part_finish(sent[i], c) != ASTRO_OK)
             io = io || c->err != 0;
@@ -82,50 +86,99 @@ commit_all(struct cep_ctx *ctx, const redisReply *rep)
             cep_part_drop(&ctx->parts[p]);
         redisFree(ctx->r->c);
         ctx->r->c = NULL;
+        freeReplyObject(next);
+        next = NULL;
     }
     if (io || n < rep->elements)
         ctx->next_tick_ms = 0; /* re-take dropped partitions (rebuild) on the next tick */
     astro_gauge_set(ctx->met.pending, 0);
+    return next;
 }
 
-/* One XREADGROUP over the owned partitions and a batch for each that returned entries. */
-static void
-read_once(struct cep_ctx *ctx)
+/* XREADGROUP over the owned partitions, with BLOCK or without. Returns its argument count (0:
+ * no partition owned) and *out (free it), or -1 on allocation failure. */
+static int
+read_argv(struct cep_ctx *ctx, bool block, char count[24], char blk[24], const char ***out)
 {
-    char count[24], block[24], err[256];
     int argc = 0, n = 0;
-    snprintf(count, sizeof(count), "%" PRId64, ctx->cfg->batch);
-    snprintf(block, sizeof(block), "%" PRId64, ctx->cfg->block_ms);
+    snprintf(count, 24, "%" PRId64, ctx->cfg->batch);
+    snprintf(blk, 24, "%" PRId64, ctx->cfg->block_ms);
     const char *head[] = {"XREADGROUP", "GROUP", CEP_GROUP, ctx->instance, "COUNT", count,
-                          "BLOCK", block, "STREAMS"};
+                          "BLOCK", blk, "STREAMS"};
     const char **argv = malloc((ASTRO_ARRAY_LEN(head) + 2 * (size_t)ctx->nparts) * sizeof(*argv));
     if (argv == NULL)
-        return;
+        return -1;
     for (size_t i = 0; i < ASTRO_ARRAY_LEN(head); i++)
-        argv[argc++] = head[i];
+        if (block || (i != 6 && i != 7))
+            argv[argc++] = head[i];
     for (uint32_t p = 0; p < ctx->nparts; p++)
         if (ctx->parts[p].owned)
             argv[argc + n++] = ctx->parts[p].mono;
     for (int i = 0; i < n; i++)
         argv[argc + n + i] = ">";
-    argc += 2 * n;
-    redisReply *rep = n ? astro_redis_command(ctx->r, argc, argv, NULL, err, sizeof(err)) : NULL;
+    *out = argv;
+    return n ? argc + 2 * n : 0;
+}
+
+/* Writes the next XREADGROUP (no BLOCK, so the commits queued behind it are not held up) before
+ * the current reply is matched: Redis builds the next reply while the worker matches. Only
+ * between lease ticks and with no reload or stop pending, because the reply is processed in
+ * the same read_once(), before any partition can be taken; entries of a partition dropped in
+ * between are skipped and stay pending for its rebuild, like a crashed owner's. */
+static bool
+read_ahead(struct cep_ctx *ctx)
+{
+    char count[24], blk[24];
+    const char **argv = NULL;
+    redisContext *c = ctx->r->c;
+    int done = 0;
+    if (c == NULL || atomic_load(&ctx->stop) || atomic_load(&ctx->reload) ||
+        cep_mono_ms() >= ctx->next_tick_ms)
+        return false;
+    int argc = read_argv(ctx, false, count, blk, &argv);
+    bool ok = argc > 0 && redisAppendCommandArgv(c, argc, argv, NULL) == REDIS_OK;
     free(argv);
-    if (n == 0) {
+    while (ok && !done)
+        ok = redisBufferWrite(c, &done) == REDIS_OK;
+    return ok;
+}
+
+static void
+read_failed(struct cep_ctx *ctx, const char *why)
+{
+    astro_log_warn("XREADGROUP: %s", why);
+    astro_counter_inc(ctx->met.redis_errors);
+    for (uint32_t p = 0; p < ctx->nparts; p++)
+        cep_part_drop(&ctx->parts[p]);
+    ctx->next_tick_ms = cep_mono_ms() + 200;
+}
+
+/* One blocking XREADGROUP over the owned partitions and a batch for each that returned
+ * entries; then, while entries keep coming and no lease tick is due, the batches read ahead. */
+static void
+read_once(struct cep_ctx *ctx)
+{
+    char count[24], blk[24], err[256];
+    const char **argv = NULL;
+    int argc = read_argv(ctx, true, count, blk, &argv);
+    redisReply *rep = argc > 0 ? astro_redis_command(ctx->r, argc, argv, NULL, err, sizeof(err))
+                               : NULL;
+    free(argv);
+    if (argc <= 0) {
         nap(ctx->cfg->block_ms);
         return;
     }
-    if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-        astro_log_warn("XREADGROUP: %s", rep ? rep->str : err);
-        astro_counter_inc(ctx->met.redis_errors);
-        for (uint32_t p = 0; p < ctx->nparts; p++)
-            cep_part_drop(&ctx->parts[p]);
-        ctx->next_tick_ms = cep_mono_ms() + 200;
-        freeReplyObject(rep);
+    if (rep == NULL) {
+        read_failed(ctx, err);
         return;
     }
-    if (rep->type == REDIS_REPLY_ARRAY)
-        commit_all(ctx, rep);
+    while (rep != NULL && rep->type == REDIS_REPLY_ARRAY) {
+        redisReply *next = commit_all(ctx, rep, read_ahead(ctx));
+        freeReplyObject(rep);
+        rep = next;
+    }
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+        read_failed(ctx, rep->str);
     freeReplyObject(rep);
 }
 

@@ -133,9 +133,15 @@ put_payload(const struct prd_gen *g, uint64_t i, const struct prd_event *ev, cha
     }
     char v[ASTRO_EVENT_DOUBLE_BUF];
     astro_event_format_double(ev->value, v);
-    return put(buf, len, cap, ",\"event_type\":\"%s\",\"value\":%s,\"metadata\":"
-               "{\"producer\":\"astro-produce\",\"n\":%llu}", ev->type, v,
-               (unsigned long long)i);
+    if (!put(buf, len, cap, ",\"event_type\":\"%s\",\"value\":%s,\"metadata\":"
+             "{\"producer\":\"astro-produce\",\"n\":%llu", ev->type, v,
+             (unsigned long long)i))
+        return false;
+    /* trades carry a volume (1..100 units) for the candles of astro-leaflet (docs/candles.md) */
+    if (strcmp(ev->type, "trade") == 0 &&
+        !put(buf, len, cap, ",\"volume\":%d", 1 + (int)(99.0 * unit(g->seed, i, 7))))
+        return false;
+    return put(buf, len, cap, "}");
 }
 
 size_t

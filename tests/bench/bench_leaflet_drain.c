@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,6 +61,28 @@ load(long n)
     }
 }
 
+/* Redis's CPU seconds so far (user + sys, from INFO cpu). */
+static double
+redis_cpu_s(void)
+{
+    redisReply *r = redisCommand(rc, "INFO cpu");
+    double u = 0, s = 0;
+    const char *p;
+    if (r != NULL && r->type == REDIS_REPLY_STRING) {
+        if ((p = strstr(r->str, "used_cpu_user:")) != NULL)
+            u = atof(p + 14);
+        if ((p = strstr(r->str, "used_cpu_sys:")) != NULL)
+            s = atof(p + 13);
+    }
+    freeReplyObject(r);
+    return u + s;
+}
+
+/* CPU seconds of the last phase: the reader (bare: this process; leaflet: the worker) and
+ * Redis. On a shared machine the wall clock includes waiting for a core; these do not. */
+static double cpu_client, cpu_redis;
+static long long outputs; /* multi events the last leaflet run wrote */
+
 /* The bare reader with a fresh group; returns events/s. */
 static double
 bare(int run, long n)
@@ -76,7 +99,7 @@ bare(int run, long n)
     for (int p = 0; p < P; p++)
         argv[argc++] = ">";
     long got = 0;
-    double t0 = bench_now_s();
+    double t0 = bench_now_s(), c0 = bench_cpu_s(), r0 = redis_cpu_s();
     for (;;) {
         redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
         if (r == NULL)
@@ -100,6 +123,8 @@ bare(int run, long n)
         freeReplyObject(r);
     }
     double dt = bench_now_s() - t0;
+    cpu_client = bench_cpu_s() - c0;
+    cpu_redis = redis_cpu_s() - r0;
     if (got != n)
         fprintf(stderr, "bare reader: read %ld of %ld\n", got, n);
     return (double)n / dt;
@@ -139,7 +164,7 @@ leaflet(const char *bin, const char *rules, const char *url, long n)
         must(redisCommand(rc, "DEL astro:multi:{%d} astro:leaflet:ckpt:{%d} astro:rebuild:{%d} "
                               "astro:lease:{%d}", p, p, p, p));
     }
-    double t0 = bench_now_s();
+    double t0 = bench_now_s(), r0 = redis_cpu_s();
     pid_t pid = fork();
     if (pid == 0) {
         setenv("ASTRO_REDIS_URL", url, 1);
@@ -162,8 +187,18 @@ leaflet(const char *bin, const char *rules, const char *url, long n)
         }
     }
     double dt = bench_now_s() - t0;
+    cpu_redis = redis_cpu_s() - r0;
+    outputs = 0;
+    for (int p = 0; p < P; p++) {
+        redisReply *r = redisCommand(rc, "XLEN astro:multi:{%d}", p);
+        outputs += r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+        freeReplyObject(r);
+    }
     kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
+    struct rusage ru;
+    wait4(pid, NULL, 0, &ru);
+    cpu_client = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
     return (double)n / dt;
 }
 
@@ -194,11 +229,23 @@ main(int argc, char **argv)
     double t0 = bench_now_s();
     load(n);
     fprintf(stderr, "loaded %ld events over %d partitions in %.1f s\n", n, P, bench_now_s() - t0);
-    double b[20], l[20];
+    /* BENCH_LEAFLET_OTHER: a second astro-leaflet binary (e.g. the previous version) drained
+     * in the same runs, for an A/B under the same load */
+    const char *other = getenv("BENCH_LEAFLET_OTHER");
+    double b[20], l[20], o[20];
     for (int r = 0; r < runs; r++) {
         b[r] = bare(r, n);
+        fprintf(stderr, "run %d: bare %.0f events/s (cpu: reader %.1f s, redis %.1f s)\n", r,
+                b[r], cpu_client, cpu_redis);
         l[r] = leaflet(argv[1], argv[2], harness_server_url(srv), n);
-        fprintf(stderr, "run %d: bare %.0f events/s, leaflet %.0f events/s\n", r, b[r], l[r]);
+        fprintf(stderr, "run %d: leaflet %.0f events/s, ratio %.2f (cpu: worker %.1f s, redis "
+                "%.1f s; %lld outputs)\n", r, l[r], l[r] / b[r], cpu_client, cpu_redis, outputs);
+        if (other != NULL) {
+            o[r] = leaflet(other, argv[2], harness_server_url(srv), n);
+            fprintf(stderr, "run %d: other %.0f events/s, ratio %.2f (cpu: worker %.1f s, "
+                    "redis %.1f s; %lld outputs)\n", r, o[r], o[r] / b[r], cpu_client,
+                    cpu_redis, outputs);
+        }
     }
     qsort(b, (size_t)runs, sizeof(double), cmpd);
     qsort(l, (size_t)runs, sizeof(double), cmpd);
@@ -206,6 +253,11 @@ main(int argc, char **argv)
     printf("  bare XREADGROUP COUNT 500 + XACK: %.0f events/s\n", b[runs / 2]);
     printf("  astro-leaflet, default rules:      %.0f events/s  (ratio %.2f)\n", l[runs / 2],
            l[runs / 2] / b[runs / 2]);
+    if (other != NULL) {
+        qsort(o, (size_t)runs, sizeof(double), cmpd);
+        printf("  other astro-leaflet (%s): %.0f events/s  (ratio %.2f)\n", other, o[runs / 2],
+               o[runs / 2] / b[runs / 2]);
+    }
     redisFree(rc);
     harness_server_free(srv);
     return 0;

@@ -3,6 +3,9 @@
 # against a bare XREADGROUP + XACK reader, both with deploy/rules/default.rules.
 #   usage: tests/bench/leaflet.sh [BUILD_DIR]   (default build-leaflet-bench, configured if missing)
 #   env:   BENCH_RUNS=3 BENCH_EVENTS=1000000 (drain) BENCH_MATCHER_EVENTS=2000000
+#          BENCH_LEAFLET_OTHER=path/to/another/astro-leaflet: drained in the same runs (an A/B)
+#   Both print per-run lines on stderr with CPU seconds (the machine is shared: wall-clock
+#   rates include waiting for a core).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build="${1:-build-leaflet-bench}"

@@ -6,6 +6,8 @@
 #   - every expected integrated event (exact ids, computed here from the documented derivation)
 #     arrives on the broadcast WebSocket, is served by the query API and sits in PostgreSQL,
 #     and the mono events sit in PostgreSQL too;
+#   - trades from astro-produce become 1s candles and indicators (issue 9) in PostgreSQL that
+#     equal a recomputation in SQL from the archived trades, and the query API serves them;
 #   - `down` leaves no process behind.
 # Needs ASTRO_BIN_DIR (the meson build root) and ASTRO_SRC (the source root): meson sets both.
 set -uo pipefail
@@ -46,6 +48,12 @@ for _ in range(200):
         for s in socks: s.close()
 PY
 )
+# The default rules with the trade candles on a 1 s timeframe (so they close within the test)
+# and short indicators (so they are ready after three candles).
+sed -e 's/^candles trade .*/candles trade timeframes 1s 1m volume volume/' \
+    -e 's/^indicators .*/indicators sma 3 ema 3 rsi 3/' "$SRC/deploy/rules/default.rules" >"$WORK/e2e.rules"
+grep -q '^candles trade timeframes 1s' "$WORK/e2e.rules" || { echo "FAIL: no candles line to adapt"; exit 1; }
+export ASTRO_RULES_FILE=$WORK/e2e.rules
 export ASTRO_STATE_DIR=$STATE ASTRO_PORT_BASE=$base ASTRO_BIN_DIR=$BIN ASTRO_DEMO=0 ASTRO_PARTITIONS=4
 P_PG=$((base + 1)) P_INGEST=$((base + 2)) P_QUERY=$((base + 7)) P_BCAST=$((base + 8))
 
@@ -113,6 +121,53 @@ n=$(psql_q "SELECT count(*) FROM multi_events WHERE event_id::text IN ($(in_list
 [ "$n" = $((2 * KEYS)) ] && ok "PostgreSQL holds the $n integrated events" || bad "multi_events: $n rows"
 n=$(psql_q "SELECT count(*) FROM mono_events WHERE event_id::text IN ($(in_list "$WORK/mono.expected"))")
 [ "$n" = $((3 * KEYS)) ] && ok "PostgreSQL holds the $n mono events" || bad "mono_events: $n rows"
+
+# Candles: trades through ingest -> leaflet (1s candles) -> archiver -> PostgreSQL -> query API.
+# (Another seed: event i of a seed has the same id whatever the pattern.)
+NTRADES=600
+out=$(timeout 60 "$BIN/services/produce/astro-produce" --url "ws://127.0.0.1:$P_INGEST/stream" \
+      --api-key "$KEY" --pattern trades --keys 3 --count $NTRADES --rate 200 --seed $((SEED + 1)) \
+      --quiet 2>&1)
+rc=$?
+[ $rc -eq 0 ] && grep -q "acked $NTRADES (duplicates 0), refused 0" <<<"$out" &&
+  ok "producer: $NTRADES trades acked" || bad "trades producer exit $rc: $out"
+# Every trade ends up in a closed 1s candle once the idle watermark passes the last second.
+n=""
+for _ in $(seq 150); do
+  n=$(psql_q "SELECT coalesce(sum(trades), 0) FROM candles WHERE event_type = 'trade' AND \"interval\" = '1s'")
+  [ "$n" = "$NTRADES" ] && break
+  sleep 0.2
+done
+[ "$n" = "$NTRADES" ] && ok "1s candles in PostgreSQL count all $NTRADES trades" ||
+  bad "1s candles count $n trades, want $NTRADES"
+# The candles equal what SQL computes from the archived trades: count, high, low, volume (open
+# and close depend on the stream order of equal timestamps: the unit tests cover them).
+mism=$(psql_q "WITH t AS (
+    SELECT key, date_trunc('second', ts) AS b, count(*) AS n, max(value) AS hi, min(value) AS lo,
+           sum(coalesce((metadata->>'volume')::float8, 1)) AS vol
+    FROM mono_events WHERE event_type = 'trade' GROUP BY 1, 2)
+  SELECT count(*) FROM t FULL JOIN (SELECT * FROM candles WHERE event_type = 'trade'
+                                    AND \"interval\" = '1s') k
+    ON k.key = t.key AND k.bucket_start = t.b
+  WHERE k.key IS NULL OR t.key IS NULL OR k.trades <> t.n OR k.high <> t.hi OR k.low <> t.lo
+     OR abs(k.volume - t.vol) > 1e-9")
+[ "$mism" = 0 ] && ok "every 1s candle equals the SQL recomputation from mono_events" ||
+  bad "$mism candles differ from the SQL recomputation"
+# sma_3 at each candle = the mean of its close and the two before (once 3 candles exist).
+read -r sma_n sma_bad <<<"$(psql_q "WITH c AS (
+    SELECT key, bucket_start, avg(close) OVER w AS sma, count(*) OVER w AS n
+    FROM candles WHERE event_type = 'trade' AND \"interval\" = '1s'
+    WINDOW w AS (PARTITION BY key ORDER BY bucket_start ROWS 2 PRECEDING))
+  SELECT count(*), count(*) FILTER (WHERE abs(i.value - c.sma) > 1e-9 * abs(c.sma))
+  FROM c JOIN indicators i ON i.key = c.key AND i.ts = c.bucket_start AND i.\"interval\" = '1s'
+   AND i.event_type = 'trade' AND i.name = 'sma_3' WHERE c.n = 3 AND i.ready" | tr '|' ' ')"
+[ "${sma_n:-0}" -gt 0 ] && [ "$sma_bad" = 0 ] && ok "sma_3 of $sma_n candles equals SQL's moving average" ||
+  bad "sma_3: $sma_n ready values, $sma_bad differ from SQL"
+want=$(psql_q "SELECT count(*) FROM candles WHERE key = 'SYM0' AND \"interval\" = '1s'")
+body=$(curl -s -H "X-API-Key: $KEY" "http://127.0.0.1:$P_QUERY/candles/SYM0?timeframe=1s&limit=1000")
+got=$(jq -r '.candles | length' <<<"$body" 2>/dev/null)
+[ -n "$want" ] && [ "$want" -gt 0 ] && [ "$got" = "$want" ] &&
+  ok "query API serves the $got 1s candles of SYM0" || bad "query /candles/SYM0: $got of $want: ${body:0:300}"
 
 # down: nothing of ours may be left.
 pids=$(cat "$STATE"/run/*.pid 2>/dev/null)

@@ -521,6 +521,267 @@ START_TEST(survives_redis_restart)
 }
 END_TEST
 
+/* Candles and outliers (issue 9): a trade log over 40 keys with out-of-order, late, duplicate,
+ * bad-volume and price-spike events, closed at the end by far-future "flush" trades, so which
+ * candles close does not depend on idle markers. Spikes are diverted by the outlier screen: they
+ * must stay out of the candles and of the rule on trades, also after a takeover's replay. */
+#define NTRADES 12000
+#define CANDLE_RULES                                                                            \
+    "rule a_b\n  all A, B\n  within 2s\n"                                                     \
+    "rule trade_pair\n  count 2 trade\n  within 5s\n"                                         \
+    "outliers trade window 15 k 6 mode divert\n"                                             \
+    "candles trade timeframes 1s 5s 1m volume qty\n"                                          \
+    "indicators sma 3 ema 3 rsi 3 macd 2 4 2 bollinger 3 2\n"
+
+static void
+load_trades(void)
+{
+    unsigned seed = 9;
+    long long ts = 1700000000000000LL;
+    freeReplyObject(redisCommand(rc, "FLUSHALL"));
+    for (int i = 0; i < NTRADES + NPART * 8; i++) {
+        char key[16], id[24], sid[32], tsb[32], val[24], meta[48], stream[32];
+        seed = seed * 1103515245u + 12345u;
+        unsigned x = seed >> 8;
+        bool flush = i >= NTRADES;
+        ts += (long long)(x % 40) * 1000;
+        long long jitter = x % 60 == 0 ? 900000 : (long long)((x >> 7) % 400) * 1000;
+        snprintf(key, sizeof(key), flush ? "~flush%d" : "S%u", flush ? i : (int)((x >> 3) % 40));
+        snprintf(id, sizeof(id), "t-%d", (x % 89 == 0 && i > 10 && !flush) ? i - 3 : i);
+        snprintf(sid, sizeof(sid), "%d-1", i + 1);
+        snprintf(tsb, sizeof(tsb), "%lld", flush ? ts + 600000000LL : ts - jitter);
+        /* spikes once every key's outlier window is warm (15 values) */
+        snprintf(val, sizeof(val), "%u.%02u",
+                 (100 + (x >> 5) % 50) * (x % 53 == 0 && i > 2000 ? 4 : 1), (x >> 11) % 100);
+        if (x % 23 == 0)
+            snprintf(meta, sizeof(meta), "{\"qty\":\"lots\"}"); /* bad volume */
+        else if (x % 7 == 0)
+            snprintf(meta, sizeof(meta), "{\"venue\":\"x\"}"); /* no volume: 1 */
+        else
+            snprintf(meta, sizeof(meta), "{\"qty\":%u.5}", (x >> 13) % 20);
+        uint32_t p = astro_partition_of(key, strlen(key), NPART);
+        ck_assert_int_eq(astro_stream_key(stream, sizeof(stream), "mono", p), 0);
+        const char *argv[] = {"XADD", stream, sid, "id", id, "ts", tsb, "src", "exchange",
+                              "key", key, "type", "trade", "val", val, "meta", meta};
+        freeReplyObject(cmdv(17, argv));
+    }
+}
+
+/* Every candle entry (flush keys excluded) as its field/value text, sorted; *sum_n[t] adds up
+ * the counts per timeframe (1s, 5s, 1m). */
+static void
+collect_candles(struct outset *o, long long sum_n[3])
+{
+    o->n = 0;
+    o->v = calloc(2 * NTRADES, sizeof(char *));
+    memset(sum_n, 0, 3 * sizeof(*sum_n));
+    for (uint32_t p = 0; p < NPART; p++) {
+        char agg[32];
+        ck_assert_int_eq(astro_stream_key(agg, sizeof(agg), "agg", p), 0);
+        redisReply *r = redisCommand(rc, "XRANGE %s - +", agg);
+        ck_assert(r && r->type == REDIS_REPLY_ARRAY);
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *fv = r->element[i]->element[1];
+            char buf[4096];
+            size_t len = 0;
+            bool flush = false;
+            const char *tf = "", *n = "0";
+            for (size_t k = 0; k + 1 < fv->elements; k += 2) {
+                const char *f = fv->element[k]->str, *v = fv->element[k + 1]->str;
+                flush = flush || (strcmp(f, "key") == 0 && v[0] == '~');
+                tf = strcmp(f, "tf") == 0 ? v : tf;
+                n = strcmp(f, "n") == 0 ? v : n;
+                len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s=%s|", f, v);
+                ck_assert_uint_lt(len, sizeof(buf));
+            }
+            if (flush)
+                continue;
+            sum_n[strcmp(tf, "1s") == 0 ? 0 : strcmp(tf, "5s") == 0 ? 1 : 2] += atoll(n);
+            ck_assert_uint_lt(o->n, 2 * NTRADES);
+            o->v[o->n++] = strdup(buf);
+        }
+        freeReplyObject(r);
+    }
+    qsort(o->v, o->n, sizeof(*o->v), cmpstr);
+}
+
+/* Every astro:outliers entry as "entry|mode|median|mad". */
+static void
+collect_outliers(struct outset *o)
+{
+    redisReply *r = redisCommand(rc, "XRANGE astro:outliers - +");
+    ck_assert(r && r->type == REDIS_REPLY_ARRAY);
+    o->n = 0;
+    o->v = calloc(r->elements + 1, sizeof(char *));
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *fv = r->element[i]->element[1];
+        const char *f[4] = {"", "", "", ""}, *want[4] = {"entry", "mode", "median", "mad"};
+        for (size_t k = 0; k + 1 < fv->elements; k += 2)
+            for (int j = 0; j < 4; j++)
+                if (strcmp(fv->element[k]->str, want[j]) == 0)
+                    f[j] = fv->element[k + 1]->str;
+        char buf[256];
+        snprintf(buf, sizeof(buf), "%s|%s|%s|%s", f[0], f[1], f[2], f[3]);
+        o->v[o->n++] = strdup(buf);
+    }
+    freeReplyObject(r);
+    qsort(o->v, o->n, sizeof(*o->v), cmpstr);
+}
+
+static void
+assert_same_candles(const struct outset *want, const struct outset *want_multi,
+                    const struct outset *want_out, const char *what)
+{
+    struct outset got, out;
+    long long sum[3];
+    assert_same(want_multi, what); /* the rule on trades and the late events */
+    collect_outliers(&out);
+    ck_assert_msg(out.n == want_out->n, "%s: %zu outliers, reference run has %zu", what, out.n,
+                  want_out->n);
+    for (size_t i = 0; i < out.n; i++)
+        ck_assert_str_eq(out.v[i], want_out->v[i]);
+    free_set(&out);
+    collect_candles(&got, sum);
+    ck_assert_msg(got.n == want->n, "%s: %zu candles, reference run has %zu", what, got.n,
+                  want->n);
+    for (size_t i = 0; i < got.n; i++)
+        ck_assert_msg(strcmp(got.v[i], want->v[i]) == 0, "%s: candle %zu differs:\n %s\n %s",
+                      what, i, got.v[i], want->v[i]);
+    free_set(&got);
+}
+
+START_TEST(same_candles_under_kills_and_rebalancing)
+{
+    struct outset ref, multi, outl;
+    long long sum[3];
+    write_rules(CANDLE_RULES);
+    load_trades();
+    spawn(0, "cref", 200);
+    wait_quiet(60);
+    ck_assert_int_eq(stop_worker(0, SIGTERM), 0);
+    collect_candles(&ref, sum);
+    collect(&multi);
+    collect_outliers(&outl);
+    long long late = cmd_int("XLEN %s", "astro:late");
+    fprintf(stderr, "candles: %zu entries, %lld events in them, %lld late, %zu outliers, %zu "
+            "multi+late\n", ref.n, sum[0], late, outl.n, multi.n);
+    ck_assert_uint_gt(ref.n, 1000);
+    ck_assert_int_gt(late, 0);
+    ck_assert_uint_gt(outl.n, 20);
+    ck_assert_uint_gt(multi.n, (size_t)late + 20);
+    /* every accepted trade is in exactly one candle per timeframe: none lost, none twice; the
+     * diverted ones in none */
+    ck_assert_int_eq(sum[0], sum[1]);
+    ck_assert_int_eq(sum[1], sum[2]);
+    ck_assert_int_le(sum[0], NTRADES - late - (long long)outl.n);
+    ck_assert_int_ge(sum[0], NTRADES - late - (long long)outl.n - NTRADES / 89 - 1);
+    for (size_t i = 0; i < ref.n; i++)
+        ck_assert_msg(strstr(ref.v[i], "|h=4") == NULL && strstr(ref.v[i], "|h=5") == NULL,
+                      "a spike reached a candle: %s", ref.v[i]);
+    for (size_t i = 1; i < ref.n; i++) { /* one entry per (key, type, tf, bucket) */
+        const char *a = strstr(ref.v[i - 1], "|o="), *b = strstr(ref.v[i], "|o=");
+        ck_assert(a && b);
+        ck_assert_msg(a - ref.v[i - 1] != b - ref.v[i] ||
+                          strncmp(ref.v[i - 1], ref.v[i], (size_t)(a - ref.v[i - 1])) != 0,
+                      "duplicate candle %s", ref.v[i]);
+    }
+
+    load_trades();
+    srand(11);
+    int mid_run_kills = 0;
+    for (int k = 0; k < 5; k++) {
+        char name[32];
+        snprintf(name, sizeof(name), "ccrash%d", k / 2);
+        spawn(0, name, 1 + k % 3);
+        msleep(60 + rand() % 200);
+        ck_assert_int_eq(stop_worker(0, SIGKILL), -SIGKILL);
+        long long len;
+        mid_run_kills += backlog(&len) > 0;
+    }
+    ck_assert_msg(mid_run_kills >= 3, "the kills must interrupt work in progress");
+    spawn(0, "ccrash-final", 50);
+    wait_quiet(120);
+    ck_assert_int_eq(stop_worker(0, SIGTERM), 0);
+    assert_same_candles(&ref, &multi, &outl, "SIGKILL and restarts");
+
+    load_trades();
+    spawn(0, "c1", 5);
+    msleep(300);
+    long long len;
+    ck_assert_msg(backlog(&len) > 0, "the rebalancing must happen while work is left");
+    spawn(1, "c2", 5);
+    wait_quiet(120);
+    ck_assert_int_eq(stop_worker(0, SIGTERM), 0);
+    ck_assert_int_eq(stop_worker(1, SIGTERM), 0);
+    assert_same_candles(&ref, &multi, &outl, "1->2 workers");
+    free_set(&ref);
+    free_set(&multi);
+    free_set(&outl);
+    passed = true;
+}
+END_TEST
+
+/* `publish`: each commit PUBLISHes the running state of the open candles it changed. And a
+ * quiet key's last candle is closed by an idle watermark marker (no later trade needed). */
+START_TEST(open_candles_published)
+{
+    freeReplyObject(redisCommand(rc, "FLUSHALL"));
+    write_rules("candles trade timeframes 1s 1h volume qty publish\n");
+    redisContext *sub = redisConnect("127.0.0.1", harness_server_port(srv));
+    ck_assert(sub && !sub->err);
+    struct timeval tv = {1, 0};
+    redisSetTimeout(sub, tv);
+    freeReplyObject(redisCommand(sub, "SUBSCRIBE astro:candles:live"));
+    spawn(0, "live", 50);
+    char stream[32];
+    uint32_t p = astro_partition_of("k1", 2, NPART);
+    (void)!astro_stream_key(stream, sizeof(stream), "mono", p);
+    static const char *const vals[] = {"10", "12.5", "11"};
+    bool seen = false;
+    for (int i = 0; i < 3; i++)
+        freeReplyObject(redisCommand(rc, "XADD %s * id live%d ts %d src x key k1 type trade "
+                                         "val %s meta {\"qty\":2}", stream, i,
+                                     1700000000 + i, vals[i]));
+    for (int tries = 0; tries < 15 && !seen; tries++) { /* messages as commits happen */
+        redisReply *m = NULL;
+        if (redisGetReply(sub, (void **)&m) != REDIS_OK) {
+            sub->err = 0; /* a read timeout: keep waiting */
+            continue;
+        }
+        if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 && m->element[2]->str != NULL) {
+            const char *t = m->element[2]->str;
+            ck_assert_ptr_nonnull(strstr(t, "\"key\":\"k1\""));
+            seen = strstr(t, "\"timeframe\":\"1s\"") && strstr(t, "\"count\":3") &&
+                   strstr(t, "\"high\":12.5") && strstr(t, "\"close\":11") &&
+                   strstr(t, "\"volume\":6");
+        }
+        freeReplyObject(m);
+    }
+    redisFree(sub);
+    ck_assert_msg(seen, "no live 1s candle of k1 with all three trades");
+    /* the 1s bucket ends 1 s after the trades: with lateness 500 ms and idle 300 ms, markers
+     * close it within about 2 s of wall time; the 1h bucket stays open */
+    char agg[32];
+    (void)!astro_stream_key(agg, sizeof(agg), "agg", p);
+    for (int i = 0; i < 80 && cmd_int("XLEN %s", agg) < 1; i++)
+        msleep(100);
+    msleep(500);
+    redisReply *r = redisCommand(rc, "XRANGE %s - +", agg);
+    ck_assert(r && r->type == REDIS_REPLY_ARRAY);
+    ck_assert_uint_eq(r->elements, 1);
+    const redisReply *fv = r->element[0]->element[1];
+    for (size_t k = 0; k + 1 < fv->elements; k += 2) {
+        if (strcmp(fv->element[k]->str, "tf") == 0)
+            ck_assert_str_eq(fv->element[k + 1]->str, "1s");
+        if (strcmp(fv->element[k]->str, "n") == 0)
+            ck_assert_str_eq(fv->element[k + 1]->str, "3");
+    }
+    freeReplyObject(r);
+    ck_assert_int_eq(stop_worker(0, SIGTERM), 0);
+    passed = true;
+}
+END_TEST
+
 int
 main(void)
 {
@@ -532,6 +793,8 @@ main(void)
     tcase_add_test(tc, bad_rules_file_exits_2);
     tcase_add_test(tc, sighup_reloads_rules);
     tcase_add_test(tc, survives_redis_restart);
+    tcase_add_test(tc, same_candles_under_kills_and_rebalancing);
+    tcase_add_test(tc, open_candles_published);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -246,6 +246,54 @@ START_TEST(test_stream_argv_full)
 }
 END_TEST
 
+/* The lin field written without cJSON: byte for byte what a cJSON tree prints (readers and
+ * stored outputs stay as they were), escapes included. */
+START_TEST(test_stream_multi_lineage_text)
+{
+    fill_event(&a, 42.0, true);
+    strcpy(a.lineage[1].id, "b\"2\\\n\x01\x7f\xc3\xa9");
+    a.lineage[1].value = -0.0;
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < a.n_sources; i++) {
+        char ts[32], val[ASTRO_EVENT_DOUBLE_BUF];
+        snprintf(ts, sizeof(ts), "%lld", (long long)a.lineage[i].ts_us);
+        snprintf(val, sizeof(val), "%.17g", a.lineage[i].value);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", a.lineage[i].id);
+        cJSON_AddStringToObject(o, "src", a.lineage[i].stream);
+        cJSON_AddStringToObject(o, "type", a.lineage[i].type);
+        cJSON_AddStringToObject(o, "ts", ts);
+        cJSON_AddRawToObject(o, "val", val);
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *want = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    ck_assert_int_eq(astro_event_stream_encode(&a, &sf), ASTRO_OK);
+    ck_assert_str_eq(sf.argv[sf.argc - 2], "lin");
+    ck_assert_uint_eq(sf.argvlen[sf.argc - 1], strlen(want));
+    ck_assert_mem_eq(sf.argv[sf.argc - 1], want, strlen(want));
+    free(want);
+}
+END_TEST
+
+/* Shortest round-trip text; integers take a fast path that must print the same digits. */
+static const struct {
+    double d;
+    const char *text;
+} dtext[] = {
+    {0.0, "0"}, {-0.0, "-0"}, {42.0, "42"}, {-7.0, "-7"}, {999999999999999.0, "999999999999999"},
+    {-999999999999999.0, "-999999999999999"}, {1e15, "1e+15"}, {0.1, "0.1"}, {2.5, "2.5"},
+    {1e300, "1e+300"}, {0.30000000000000004, "0.30000000000000004"}, {DBL_MAX, "1.7976931348623157e+308"},
+};
+
+START_TEST(test_format_double)
+{
+    char buf[ASTRO_EVENT_DOUBLE_BUF];
+    astro_event_format_double(dtext[_i].d, buf);
+    ck_assert_str_eq(buf, dtext[_i].text);
+}
+END_TEST
+
 /* Decoding from a hiredis reply, the archiver's path. */
 START_TEST(test_stream_decode_reply)
 {
@@ -411,6 +459,8 @@ codec_suite(void)
     tcase_add_loop_test(tc, test_json_round_trip_doubles, 0, nd);
     tcase_add_test(tc, test_stream_mono_wire_form);
     tcase_add_test(tc, test_stream_argv_full);
+    tcase_add_test(tc, test_stream_multi_lineage_text);
+    tcase_add_loop_test(tc, test_format_double, 0, (int)ASTRO_ARRAY_LEN(dtext));
     tcase_add_test(tc, test_stream_decode_reply);
     tcase_add_loop_test(tc, test_stream_decode_errors, 0, (int)ASTRO_ARRAY_LEN(stream_bad));
     tcase_add_test(tc, test_stream_duplicate_field);
