@@ -1,4 +1,5 @@
 /* RFC 4122 UUIDs: parse, format, v4 (CSPRNG), v5 (SHA-1) and the multi-event id derivation. */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,13 +72,33 @@ astro_uuid_v4(struct astro_uuid *out)
     return ASTRO_OK;
 }
 
+/* SHA-1 fetched once: with OpenSSL 3, EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) looks the
+ * algorithm up in the provider store on every call, which was most of the cost of a derived id
+ * (astro-leaflet derives one per match). The namespace of derived ids is parsed once too. The
+ * fetched method lives for the process. */
+static EVP_MD *sha1_md;
+static struct astro_uuid derive_ns;
+static bool derive_ns_ok;
+static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
+
+static void
+crypto_init(void)
+{
+    sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL);
+    derive_ns_ok = astro_uuid_parse(ASTRO_UUID_NAMESPACE, ASTRO_UUID_STR_LEN, &derive_ns) ==
+                   ASTRO_OK;
+}
+
 /* RFC 4122 name-based UUIDs hash the namespace's 16 bytes, then the name. Returns a SHA-1
  * context with the namespace fed (free with EVP_MD_CTX_free() or v5_finish()), or NULL. */
 static EVP_MD_CTX *
 v5_start(const struct astro_uuid *ns)
 {
+    pthread_once(&crypto_once, crypto_init);
+    if (sha1_md == NULL)
+        return NULL;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx != NULL && (EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) != 1 ||
+    if (ctx != NULL && (EVP_DigestInit_ex2(ctx, sha1_md, NULL) != 1 ||
                         EVP_DigestUpdate(ctx, ns->b, sizeof(ns->b)) != 1)) {
         EVP_MD_CTX_free(ctx);
         return NULL;
@@ -125,8 +146,8 @@ cmp_str(const void *a, const void *b)
 int
 astro_uuid_derive(const char *rule, const char *const *ids, size_t n, struct astro_uuid *out)
 {
-    struct astro_uuid ns;
-    if (astro_uuid_parse(ASTRO_UUID_NAMESPACE, ASTRO_UUID_STR_LEN, &ns) != ASTRO_OK)
+    pthread_once(&crypto_once, crypto_init);
+    if (!derive_ns_ok)
         return ASTRO_ERR;
     const char *local[16];
     const char **sorted = n <= ASTRO_ARRAY_LEN(local) ? local : malloc(n * sizeof(*sorted));
@@ -137,7 +158,7 @@ astro_uuid_derive(const char *rule, const char *const *ids, size_t n, struct ast
         qsort(sorted, n, sizeof(*sorted), cmp_str);
     }
     int rc = ASTRO_ERR;
-    EVP_MD_CTX *ctx = v5_start(&ns);
+    EVP_MD_CTX *ctx = v5_start(&derive_ns);
     if (ctx == NULL)
         goto done;
     bool fed = EVP_DigestUpdate(ctx, rule, strlen(rule)) == 1;
