@@ -1,7 +1,6 @@
 /* Candles in their stream form and their JSON form (astro/agg.h). The stream form is flat
  * field/value pairs like the event codec's; only the indicator list is JSON text, because its
  * length varies with the configuration. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include <hiredis/hiredis.h>
 
 #include "astro/agg.h"
+#include "astro/stream_entry.h"
 #include "astro/time.h"
 
 #define US_PER_DAY (INT64_C(86400) * ASTRO_US_PER_SEC)
@@ -20,12 +20,6 @@ enum afield {
 
 static const char *const afield_names[A_COUNT] = {
     "kind", "key", "type", "tf", "b", "o", "h", "l", "c", "v", "n", "vwap", "ind",
-};
-
-struct aspan {
-    const char *p;
-    size_t n;
-    bool set;
 };
 
 /* ---- timeframes ---- */
@@ -193,50 +187,12 @@ astro_candle_stream_encode(const struct astro_candle *c, struct astro_agg_fields
 
 /* ---- decoding ---- */
 
-static int
-span_text(const struct aspan *s, char *buf, size_t cap)
-{
-    if (s->n == 0 || s->n >= cap || memchr(s->p, '\0', s->n) != NULL)
-        return ASTRO_ERR;
-    memcpy(buf, s->p, s->n);
-    buf[s->n] = '\0';
-    return ASTRO_OK;
-}
-
-static int
-adouble(const struct aspan *s, enum afield k, double *out, char *err, size_t errlen)
-{
-    char buf[ASTRO_EVENT_DOUBLE_BUF];
-    char *end;
-    if (span_text(s, buf, sizeof(buf)) == ASTRO_OK && strspn(buf, "0123456789+-.eE") == s->n) {
-        *out = strtod(buf, &end);
-        if (*end == '\0' && isfinite(*out))
-            return ASTRO_OK;
-    }
-    return astro_fail(err, errlen, "agg field %s: not a finite number", afield_names[k]);
-}
-
-static int
-aint(const struct aspan *s, enum afield k, int64_t *out, char *err, size_t errlen)
-{
-    char buf[ASTRO_EVENT_DOUBLE_BUF];
-    char *end;
-    if (span_text(s, buf, sizeof(buf)) == ASTRO_OK && strspn(buf, "-0123456789") == s->n) {
-        errno = 0;
-        long long v = strtoll(buf, &end, 10);
-        if (*end == '\0' && errno == 0 && end != buf) {
-            *out = v;
-            return ASTRO_OK;
-        }
-    }
-    return astro_fail(err, errlen, "agg field %s: not an integer", afield_names[k]);
-}
-
 static bool
 ind_name_ok(const char *s)
 {
     size_t n = strlen(s);
-    return n > 0 && n <= ASTRO_AGG_IND_NAME_MAX && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_.") == n;
+    return n > 0 && n <= ASTRO_AGG_IND_NAME_MAX &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_.") == n;
 }
 
 static int
@@ -263,7 +219,7 @@ ind_decode_item(const cJSON *o, size_t i, struct astro_indicator_value *iv, char
 }
 
 static int
-decode_ind(const struct aspan *s, struct astro_candle *c, char *err, size_t errlen)
+decode_ind(const struct astro_stream_span *s, struct astro_candle *c, char *err, size_t errlen)
 {
     int rc = ASTRO_ERR;
     cJSON *arr = cJSON_ParseWithLength(s->p, s->n);
@@ -289,7 +245,7 @@ done:
 }
 
 static int
-decode_names(const struct aspan *f, struct astro_candle *c, char *err, size_t errlen)
+decode_names(const struct astro_stream_span *f, struct astro_candle *c, char *err, size_t errlen)
 {
     if (f[A_KIND].n != 6 || memcmp(f[A_KIND].p, "candle", 6) != 0)
         return astro_fail(err, errlen, "agg field kind: expected \"candle\"");
@@ -324,54 +280,34 @@ check_candle(const struct astro_candle *c, char *err, size_t errlen)
 }
 
 static int
-decode_aspans(const struct aspan *f, struct astro_candle *c, char *err, size_t errlen)
+decode_aspans(const struct astro_stream_span *f, struct astro_candle *c, char *err, size_t errlen)
 {
     for (int k = 0; k < A_COUNT; k++)
         if (!f[k].set)
             return astro_fail(err, errlen, "agg entry: missing field \"%s\"", afield_names[k]);
     if (decode_names(f, c, err, errlen) != ASTRO_OK ||
-        aint(&f[A_B], A_B, &c->bucket_us, err, errlen) != ASTRO_OK ||
-        adouble(&f[A_O], A_O, &c->open, err, errlen) != ASTRO_OK ||
-        adouble(&f[A_H], A_H, &c->high, err, errlen) != ASTRO_OK ||
-        adouble(&f[A_L], A_L, &c->low, err, errlen) != ASTRO_OK ||
-        adouble(&f[A_C], A_C, &c->close, err, errlen) != ASTRO_OK ||
-        adouble(&f[A_V], A_V, &c->volume, err, errlen) != ASTRO_OK ||
-        aint(&f[A_N], A_N, &c->count, err, errlen) != ASTRO_OK ||
-        adouble(&f[A_VWAP], A_VWAP, &c->vwap, err, errlen) != ASTRO_OK ||
+        astro_stream_span_int64(&f[A_B], "agg field b", &c->bucket_us, err, errlen) != ASTRO_OK ||
+        astro_stream_span_double(&f[A_O], "agg field o", &c->open, err, errlen) != ASTRO_OK ||
+        astro_stream_span_double(&f[A_H], "agg field h", &c->high, err, errlen) != ASTRO_OK ||
+        astro_stream_span_double(&f[A_L], "agg field l", &c->low, err, errlen) != ASTRO_OK ||
+        astro_stream_span_double(&f[A_C], "agg field c", &c->close, err, errlen) != ASTRO_OK ||
+        astro_stream_span_double(&f[A_V], "agg field v", &c->volume, err, errlen) != ASTRO_OK ||
+        astro_stream_span_int64(&f[A_N], "agg field n", &c->count, err, errlen) != ASTRO_OK ||
+        astro_stream_span_double(&f[A_VWAP], "agg field vwap", &c->vwap, err, errlen) != ASTRO_OK ||
         decode_ind(&f[A_IND], c, err, errlen) != ASTRO_OK)
         return ASTRO_ERR;
     return check_candle(c, err, errlen);
-}
-
-static int
-note_afield(struct aspan *f, const redisReply *k, const redisReply *v, char *err, size_t errlen)
-{
-    for (int i = 0; i < A_COUNT; i++) {
-        if (strlen(afield_names[i]) != k->len || memcmp(afield_names[i], k->str, k->len) != 0)
-            continue;
-        if (f[i].set)
-            return astro_fail(err, errlen, "agg entry: duplicate field \"%s\"", afield_names[i]);
-        f[i] = (struct aspan){v->str, v->len, true};
-    }
-    return ASTRO_OK;
 }
 
 int
 astro_candle_stream_decode(struct redisReply *const *elements, size_t n, struct astro_candle *c,
                            char *err, size_t errlen)
 {
-    struct aspan f[A_COUNT] = {0};
+    struct astro_stream_span f[A_COUNT];
     memset(c, 0, sizeof(*c));
-    if (n % 2 != 0)
-        return astro_fail(err, errlen, "agg entry: odd number of field/value elements");
-    for (size_t i = 0; i < n; i += 2) {
-        const redisReply *k = elements[i], *v = elements[i + 1];
-        if (k == NULL || v == NULL || k->type != REDIS_REPLY_STRING ||
-            v->type != REDIS_REPLY_STRING)
-            return astro_fail(err, errlen, "agg entry: element %zu is not a string", i);
-        if (note_afield(f, k, v, err, errlen) != ASTRO_OK)
-            return ASTRO_ERR;
-    }
+    if (astro_stream_entry_spans(elements, n, afield_names, A_COUNT, f, "agg entry", err,
+                                 errlen) != ASTRO_OK)
+        return ASTRO_ERR;
     if (decode_aspans(f, c, err, errlen) != ASTRO_OK) {
         astro_candle_cleanup(c);
         return ASTRO_ERR;

@@ -1,7 +1,6 @@
 /* The event's flat Redis stream form: field/value pairs, so the hot path (ingest XADD, leaflet
  * and archiver reads of mono events) never builds or parses JSON. Only a multi event's lineage
  * (`lin`) is JSON text. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include <hiredis/hiredis.h>
 
 #include "astro/event.h"
+#include "astro/stream_entry.h"
 #include "astro/time.h"
 #include "astro/utf8.h"
 
@@ -19,12 +19,6 @@ enum field {
 
 static const char *const field_names[F_COUNT] = {
     "id", "ts", "src", "key", "type", "val", "meta", "rule", "ival", "conf", "srcs", "lin",
-};
-
-struct span {
-    const char *p;
-    size_t n;
-    bool set;
 };
 
 void
@@ -195,53 +189,8 @@ astro_event_stream_encode(const struct astro_event *ev, struct astro_stream_fiel
 
 /* ---- decoding ---- */
 
-/* Copies a numeric field into a terminated buffer; numbers are short, so anything that does
- * not fit is not a number we wrote. Only digits, sign, '.', 'e' and 'E' are allowed, which
- * keeps strtod away from "inf", "nan", hex floats and leading spaces. */
 static int
-numeric_text(const struct span *s, char buf[ASTRO_EVENT_DOUBLE_BUF])
-{
-    if (s->n == 0 || s->n >= ASTRO_EVENT_DOUBLE_BUF)
-        return ASTRO_ERR;
-    for (size_t i = 0; i < s->n; i++)
-        if (strchr("0123456789+-.eE", s->p[i]) == NULL || s->p[i] == '\0')
-            return ASTRO_ERR;
-    memcpy(buf, s->p, s->n);
-    buf[s->n] = '\0';
-    return ASTRO_OK;
-}
-
-static int
-decode_double(const struct span *s, const char *name, double *out, char *err, size_t errlen)
-{
-    char buf[ASTRO_EVENT_DOUBLE_BUF];
-    char *end;
-    if (numeric_text(s, buf) == ASTRO_OK) {
-        *out = strtod(buf, &end);
-        if (*end == '\0' && isfinite(*out))
-            return ASTRO_OK;
-    }
-    return astro_fail(err, errlen, "stream field %s: not a finite number", name);
-}
-
-static int
-decode_int64(const struct span *s, const char *name, int64_t *out, char *err, size_t errlen)
-{
-    char buf[ASTRO_EVENT_DOUBLE_BUF];
-    char *end;
-    if (numeric_text(s, buf) == ASTRO_OK && (buf[0] == '-' || (buf[0] >= '0' && buf[0] <= '9'))) {
-        errno = 0;
-        long long v = strtoll(buf, &end, 10);
-        if (*end == '\0' && errno == 0) {
-            *out = v;
-            return ASTRO_OK;
-        }
-    }
-    return astro_fail(err, errlen, "stream field %s: not an integer", name);
-}
-
-static int
-dup_span(const struct span *s, char **out, char *err, size_t errlen, const char *name)
+dup_span(const struct astro_stream_span *s, char **out, char *err, size_t errlen, const char *name)
 {
     if (memchr(s->p, '\0', s->n) != NULL)
         return astro_fail(err, errlen, "stream field %s: contains NUL", name);
@@ -251,7 +200,7 @@ dup_span(const struct span *s, char **out, char *err, size_t errlen, const char 
 }
 
 static int
-decode_name(const struct span *s, const char *name, char **out, char *err, size_t errlen)
+decode_name(const struct astro_stream_span *s, const char *name, char **out, char *err, size_t errlen)
 {
     char label[32];
     snprintf(label, sizeof(label), "stream field %s", name);
@@ -261,7 +210,7 @@ decode_name(const struct span *s, const char *name, char **out, char *err, size_
 }
 
 static int
-decode_meta(const struct span *s, struct astro_event *ev, char *err, size_t errlen)
+decode_meta(const struct astro_stream_span *s, struct astro_event *ev, char *err, size_t errlen)
 {
     if (!s->set)
         return ASTRO_OK;
@@ -271,7 +220,7 @@ decode_meta(const struct span *s, struct astro_event *ev, char *err, size_t errl
 }
 
 static int
-decode_mono(const struct span *f, struct astro_event *ev, char *err, size_t errlen)
+decode_mono(const struct astro_stream_span *f, struct astro_event *ev, char *err, size_t errlen)
 {
     static const enum field required[] = {F_ID, F_TS, F_SRC, F_KEY, F_TYPE, F_VAL};
     for (size_t i = 0; i < ASTRO_ARRAY_LEN(required); i++)
@@ -280,13 +229,13 @@ decode_mono(const struct span *f, struct astro_event *ev, char *err, size_t errl
                               field_names[required[i]]);
     if (astro_event_check_id("stream field id", f[F_ID].p, f[F_ID].n, ASTRO_EVENT_ID_MAX, ev->id,
                              err, errlen) != ASTRO_OK ||
-        decode_int64(&f[F_TS], "ts", &ev->ts_us, err, errlen) != ASTRO_OK)
+        astro_stream_span_int64(&f[F_TS], "stream field ts", &ev->ts_us, err, errlen) != ASTRO_OK)
         return ASTRO_ERR;
     if (ev->ts_us < ASTRO_TIME_MIN_US || ev->ts_us > ASTRO_TIME_MAX_US)
         return astro_fail(err, errlen, "stream field ts: out of range");
     if (decode_name(&f[F_SRC], "src", &ev->src, err, errlen) != ASTRO_OK ||
         decode_name(&f[F_TYPE], "type", &ev->type, err, errlen) != ASTRO_OK ||
-        decode_double(&f[F_VAL], "val", &ev->value, err, errlen) != ASTRO_OK)
+        astro_stream_span_double(&f[F_VAL], "stream field val", &ev->value, err, errlen) != ASTRO_OK)
         return ASTRO_ERR;
     /* The key was validated at ingest against the configured limit; here only its form. */
     char why[96];
@@ -328,9 +277,9 @@ lin_decode_item(const cJSON *o, size_t i, struct astro_lineage_item *li, char *e
         return ASTRO_ERR;
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(o, "ts");
     const cJSON *val = cJSON_GetObjectItemCaseSensitive(o, "val");
-    struct span s = {cJSON_IsString(ts) ? ts->valuestring : "", 0, true};
+    struct astro_stream_span s = {cJSON_IsString(ts) ? ts->valuestring : "", 0, true};
     s.n = strlen(s.p);
-    if (decode_int64(&s, "lin.ts", &li->ts_us, err, errlen) != ASTRO_OK)
+    if (astro_stream_span_int64(&s, "stream field lin.ts", &li->ts_us, err, errlen) != ASTRO_OK)
         return ASTRO_ERR;
     if (!cJSON_IsNumber(val) || !isfinite(val->valuedouble))
         return astro_fail(err, errlen, "stream field lin[%zu].val: not a finite number", i);
@@ -339,7 +288,7 @@ lin_decode_item(const cJSON *o, size_t i, struct astro_lineage_item *li, char *e
 }
 
 static int
-decode_lineage(const struct span *lin, const struct span *srcs, struct astro_event *ev, char *err,
+decode_lineage(const struct astro_stream_span *lin, const struct astro_stream_span *srcs, struct astro_event *ev, char *err,
                size_t errlen)
 {
     int rc = ASTRO_ERR;
@@ -371,7 +320,7 @@ done:
 }
 
 static int
-decode_multi(const struct span *f, struct astro_event *ev, char *err, size_t errlen)
+decode_multi(const struct astro_stream_span *f, struct astro_event *ev, char *err, size_t errlen)
 {
     static const enum field required[] = {F_RULE, F_IVAL, F_CONF, F_SRCS, F_LIN};
     for (size_t i = 0; i < ASTRO_ARRAY_LEN(required); i++)
@@ -380,30 +329,15 @@ decode_multi(const struct span *f, struct astro_event *ev, char *err, size_t err
                               field_names[required[i]]);
     ev->is_multi = true;
     if (decode_name(&f[F_RULE], "rule", &ev->rule, err, errlen) != ASTRO_OK ||
-        decode_double(&f[F_IVAL], "ival", &ev->integrated_value, err, errlen) != ASTRO_OK ||
-        decode_double(&f[F_CONF], "conf", &ev->confidence, err, errlen) != ASTRO_OK)
+        astro_stream_span_double(&f[F_IVAL], "stream field ival", &ev->integrated_value, err,
+                                 errlen) != ASTRO_OK ||
+        astro_stream_span_double(&f[F_CONF], "stream field conf", &ev->confidence, err, errlen) != ASTRO_OK)
         return ASTRO_ERR;
     return decode_lineage(&f[F_LIN], &f[F_SRCS], ev, err, errlen);
 }
 
-/* Records one field/value pair; unknown names are skipped, repeated known names refused. */
 static int
-note_field(struct span *f, const char *name, size_t nlen, const char *v, size_t vlen, char *err,
-           size_t errlen)
-{
-    for (int k = 0; k < F_COUNT; k++) {
-        if (strlen(field_names[k]) != nlen || memcmp(field_names[k], name, nlen) != 0)
-            continue;
-        if (f[k].set)
-            return astro_fail(err, errlen, "stream entry: duplicate field \"%s\"", field_names[k]);
-        f[k] = (struct span){v, vlen, true};
-        return ASTRO_OK;
-    }
-    return ASTRO_OK;
-}
-
-static int
-decode_spans(const struct span *f, struct astro_event *ev, char *err, size_t errlen)
+decode_spans(const struct astro_stream_span *f, struct astro_event *ev, char *err, size_t errlen)
 {
     bool multi = f[F_RULE].set || f[F_IVAL].set || f[F_CONF].set || f[F_SRCS].set || f[F_LIN].set;
     if (decode_mono(f, ev, err, errlen) != ASTRO_OK ||
@@ -418,18 +352,11 @@ int
 astro_event_stream_decode(struct redisReply *const *elements, size_t n, struct astro_event *ev,
                           char *err, size_t errlen)
 {
-    struct span f[F_COUNT] = {0};
+    struct astro_stream_span f[F_COUNT];
     memset(ev, 0, sizeof(*ev));
-    if (n % 2 != 0)
-        return astro_fail(err, errlen, "stream entry: odd number of field/value elements");
-    for (size_t i = 0; i < n; i += 2) {
-        const redisReply *k = elements[i], *v = elements[i + 1];
-        if (k == NULL || v == NULL || k->type != REDIS_REPLY_STRING ||
-            v->type != REDIS_REPLY_STRING)
-            return astro_fail(err, errlen, "stream entry: element %zu is not a string", i);
-        if (note_field(f, k->str, k->len, v->str, v->len, err, errlen) != ASTRO_OK)
-            return ASTRO_ERR;
-    }
+    if (astro_stream_entry_spans(elements, n, field_names, F_COUNT, f, "stream entry", err,
+                                 errlen) != ASTRO_OK)
+        return ASTRO_ERR;
     return decode_spans(f, ev, err, errlen);
 }
 
@@ -437,14 +364,11 @@ int
 astro_event_stream_decode_argv(const char *const *argv, const size_t *argvlen, size_t n,
                                struct astro_event *ev, char *err, size_t errlen)
 {
-    struct span f[F_COUNT] = {0};
+    struct astro_stream_span f[F_COUNT];
     memset(ev, 0, sizeof(*ev));
-    if (n % 2 != 0)
-        return astro_fail(err, errlen, "stream entry: odd number of field/value elements");
-    for (size_t i = 0; i < n; i += 2)
-        if (note_field(f, argv[i], argvlen[i], argv[i + 1], argvlen[i + 1], err, errlen) !=
-            ASTRO_OK)
-            return ASTRO_ERR;
+    if (astro_stream_entry_spans_argv(argv, argvlen, n, field_names, F_COUNT, f, "stream entry",
+                                      err, errlen) != ASTRO_OK)
+        return ASTRO_ERR;
     return decode_spans(f, ev, err, errlen);
 }
 

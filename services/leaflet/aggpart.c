@@ -24,16 +24,6 @@
 #include "leaflet.h"
 #include "outliers.h"
 
-static int
-record(struct cep_partition *pp, const char *kind, int nfields)
-{
-    char n[16];
-    snprintf(n, sizeof(n), "%d", nfields);
-    if (cep_cmdbuf_begin(&pp->out) != ASTRO_OK || cep_cmdbuf_arg(&pp->out, kind, 1) != ASTRO_OK)
-        return ASTRO_ERR;
-    return cep_cmdbuf_arg(&pp->out, n, strlen(n));
-}
-
 static void
 count(struct astro_counter *c, uint64_t n)
 {
@@ -48,7 +38,8 @@ on_candle(void *arg, const struct astro_candle *c)
     struct cep_partition *pp = arg;
     struct astro_agg_fields f;
     astro_agg_fields_init(&f);
-    if (astro_candle_stream_encode(c, &f) != ASTRO_OK || record(pp, "a", f.argc) != ASTRO_OK ||
+    if (astro_candle_stream_encode(c, &f) != ASTRO_OK ||
+        cep_part_record(pp, "a", f.argc) != ASTRO_OK ||
         cep_cmdbuf_args(&pp->out, f.argc, f.argv, f.argvlen) != ASTRO_OK) {
         astro_log_error("partition %u: candle %s %s %s not encodable", pp->p, c->key, c->type,
                         c->tf);
@@ -157,7 +148,7 @@ outlier_record(struct cep_partition *pp, const struct astro_event *ev, struct ce
     const char *extra[] = {"median", num[0], "mad", num[1], "lo", num[2], "hi", num[3],
                            "mode", mode, "stream", pp->mono, "entry", sidbuf};
     if (astro_event_stream_encode(ev, &f) != ASTRO_OK ||
-        record(pp, "o", f.argc + (int)ASTRO_ARRAY_LEN(extra)) != ASTRO_OK ||
+        cep_part_record(pp, "o", f.argc + (int)ASTRO_ARRAY_LEN(extra)) != ASTRO_OK ||
         cep_cmdbuf_args(&pp->out, f.argc, f.argv, f.argvlen) != ASTRO_OK ||
         cep_cmdbuf_args(&pp->out, (int)ASTRO_ARRAY_LEN(extra), extra, NULL) != ASTRO_OK)
         pp->failed = true;
@@ -222,7 +213,7 @@ on_open(void *arg, const struct astro_candle *c)
     struct cep_partition *pp = arg;
     cJSON *o = astro_candle_to_json(c);
     char *text = o ? cJSON_PrintUnformatted(o) : NULL;
-    if (text == NULL || record(pp, "p", 1) != ASTRO_OK ||
+    if (text == NULL || cep_part_record(pp, "p", 1) != ASTRO_OK ||
         cep_cmdbuf_arg(&pp->out, text, strlen(text)) != ASTRO_OK)
         pp->failed = true;
     cJSON_free(text);
@@ -233,7 +224,7 @@ static int
 put_field(void *arg, const char *f, size_t flen, const char *v, size_t vlen)
 {
     struct cep_partition *pp = arg;
-    if (record(pp, "h", 2) != ASTRO_OK || cep_cmdbuf_arg(&pp->out, f, flen) != ASTRO_OK ||
+    if (cep_part_record(pp, "h", 2) != ASTRO_OK || cep_cmdbuf_arg(&pp->out, f, flen) != ASTRO_OK ||
         cep_cmdbuf_arg(&pp->out, v, vlen) != ASTRO_OK)
         return ASTRO_ERR;
     return ASTRO_OK;

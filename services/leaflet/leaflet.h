@@ -130,6 +130,9 @@ int cep_part_finish(struct cep_partition *pp, redisContext *c) ASTRO_MUST_CHECK;
 void cep_part_idle(struct cep_partition *pp, int64_t now_ms);
 /* Forgets the partition's state (owned = false); the lease is left alone. */
 void cep_part_drop(struct cep_partition *pp);
+/* Starts a record of the partition's commit script: its kind (m multi, l late, d dead, a agg,
+ * o outlier, h state, p publish) and how many fields follow. */
+int cep_part_record(struct cep_partition *pp, const char *kind, int nfields) ASTRO_MUST_CHECK;
 
 /* rebuild.c: takes a freshly leased partition: rebuilds its window state silently from the
  * checkpoint, then processes the entries the previous owner left pending. */

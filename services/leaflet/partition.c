@@ -10,9 +10,8 @@
 #include "astro/time.h"
 #include "leaflet.h"
 
-/* Starts a record of the commit script: kind (m multi, l late, d dead) and field count. */
-static int
-record(struct cep_partition *pp, const char *kind, int nfields)
+int
+cep_part_record(struct cep_partition *pp, const char *kind, int nfields)
 {
     char n[16];
     snprintf(n, sizeof(n), "%d", nfields);
@@ -29,7 +28,8 @@ on_match(void *arg, size_t rule, const struct astro_event *multi)
     astro_stream_fields_init(&f);
     if (pp->ctx->met.matches != NULL && rule < pp->ctx->met.nmatches)
         astro_counter_inc(pp->ctx->met.matches[rule]);
-    if (astro_event_stream_encode(multi, &f) != ASTRO_OK || record(pp, "m", f.argc) != ASTRO_OK ||
+    if (astro_event_stream_encode(multi, &f) != ASTRO_OK ||
+        cep_part_record(pp, "m", f.argc) != ASTRO_OK ||
         cep_cmdbuf_args(&pp->out, f.argc, f.argv, f.argvlen) != ASTRO_OK)
         pp->failed = true;
     astro_stream_fields_cleanup(&f);
@@ -46,7 +46,8 @@ on_late(void *arg, const struct astro_event *ev, struct cep_sid sid, int64_t wm)
     cep_sid_format(sid, sidbuf);
     astro_counter_inc(pp->ctx->met.late);
     astro_stream_fields_init(&f);
-    if (astro_event_stream_encode(ev, &f) != ASTRO_OK || record(pp, "l", f.argc + 6) != ASTRO_OK ||
+    if (astro_event_stream_encode(ev, &f) != ASTRO_OK ||
+        cep_part_record(pp, "l", f.argc + 6) != ASTRO_OK ||
         cep_cmdbuf_args(&pp->out, f.argc, f.argv, f.argvlen) != ASTRO_OK ||
         cep_cmdbuf_args(&pp->out, 6,
                         (const char *const[]){"reason", reason, "stream", pp->mono, "entry",
@@ -84,7 +85,7 @@ dead_letter(struct cep_partition *pp, const char *sid, const char *reason)
 {
     astro_counter_inc(pp->ctx->met.dead);
     astro_log_warn("partition %u: entry %s to %s: %s", pp->p, sid, CEP_DEAD_STREAM, reason);
-    if (record(pp, "d", 6) != ASTRO_OK ||
+    if (cep_part_record(pp, "d", 6) != ASTRO_OK ||
         cep_cmdbuf_args(&pp->out, 6,
                         (const char *const[]){"stream", pp->mono, "entry", sid, "reason", reason},
                         NULL) != ASTRO_OK)
@@ -161,7 +162,8 @@ out_pos_for(struct cep_partition *pp, struct cep_sid r)
  *   KEYS: lease multi mono late dead rebuild ckpt agg aggstate outliers
  *   ARGV: instance rebuild_value ckpt_value n_acks ack_ids... then records
  *         (kind m|l|d|a|o, n, n field/value strings; kind h, 2, hash field, value: candle
- *         state; kind p, 1, message: an open candle for the live channel) to the end. Returns the last multi id or "". */
+ *         state; kind p, 1, message: an open candle for the live channel) to the end.
+ *   Returns the last multi id or "". */
 static const char commit_lua[] =
     "if redis.call('get', KEYS[1]) ~= ARGV[1] then return redis.error_reply('LEASE lost') end\n"
     "local na = tonumber(ARGV[4])\n"
