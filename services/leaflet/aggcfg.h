@@ -13,6 +13,8 @@
 #include "astro/event.h"
 #include "indicators.h"
 
+struct cep_lex;
+
 #define CEP_CANDLE_MAX_TYPES 8
 #define CEP_CANDLE_MAX_TF 8
 
@@ -54,9 +56,8 @@ const struct cep_candle_cfg *cep_agg_cfg_candles(const struct cep_agg_cfg *cfg, 
 
 /* True when the first word of a rules line (word[0..len)) starts an aggregate statement. */
 bool cep_agg_is_statement(const char *word, size_t len);
-/* Parses one statement line[0..len) (line number lineno) into cfg; ASTRO_ERR with
- * "LINE:COL: reason" in err. */
-int cep_agg_parse_line(struct cep_agg_cfg *cfg, const char *line, size_t len, int lineno,
-                       char *err, size_t errlen) ASTRO_MUST_CHECK;
+/* Parses the statement on the lexer's line (from its start) into cfg; ASTRO_ERR with
+ * "LINE:COL: reason" in lx->err. */
+int cep_agg_parse_line(struct cep_agg_cfg *cfg, struct cep_lex *lx) ASTRO_MUST_CHECK;
 
 #endif

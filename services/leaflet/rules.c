@@ -1,148 +1,45 @@
 /* Parser of the rule language (docs/rules.md). One directive per line; a rule starts with
  * `rule NAME` and ends at the next `rule` or the end of the file. Errors carry the line and the
  * column of the offending token so an operator can fix a file without guessing. */
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "astro/config.h"
 #include "rules.h"
-
-struct tok {
-    const char *s;
-    size_t len;
-    int col; /* 1-based; for the end of the line, one past the last character */
-};
+#include "rules_lex.h"
 
 struct rparser {
-    const char *line;   /* current line (not NUL-terminated) */
-    size_t linelen;
-    size_t pos;
-    int lineno;
+    struct cep_lex lx;    /* the current line */
     struct cep_ruleset *rs;
     struct cep_rule *cur; /* rule being filled, NULL before the first `rule` */
     bool has_op, has_within;
-    char *err;
-    size_t errlen;
 };
 
-static int pfail_at(struct rparser *p, int col, const char *fmt, ...) ASTRO_PRINTF(3, 4);
-
 static int
-pfail_at(struct rparser *p, int col, const char *fmt, ...)
-{
-    char msg[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    return astro_fail(p->err, p->errlen, "%d:%d: %s", p->lineno, col, msg);
-}
-
-static bool
-is_word_char(char c)
-{
-    return isalnum((unsigned char)c) || c == '_' || c == '.' || c == ':' || c == '-' ||
-           c == '*';
-}
-
-/* The next token: a word, one of , < > <= >= == !=, or an empty token at the end of the line
- * (a '#' starts a comment that runs to the end of the line). */
-static struct tok
-next_tok(struct rparser *p)
-{
-    while (p->pos < p->linelen && (p->line[p->pos] == ' ' || p->line[p->pos] == '\t'))
-        p->pos++;
-    struct tok t = {p->line + p->pos, 0, (int)p->pos + 1};
-    if (p->pos >= p->linelen || p->line[p->pos] == '#')
-        return t;
-    char c = p->line[p->pos];
-    if (is_word_char(c)) {
-        while (p->pos + t.len < p->linelen && is_word_char(p->line[p->pos + t.len]))
-            t.len++;
-    } else if ((c == '<' || c == '>' || c == '=' || c == '!') && p->pos + 1 < p->linelen &&
-               p->line[p->pos + 1] == '=') {
-        t.len = 2;
-    } else {
-        t.len = 1;
-    }
-    p->pos += t.len;
-    return t;
-}
-
-static struct tok
-peek_tok(struct rparser *p)
-{
-    size_t save = p->pos;
-    struct tok t = next_tok(p);
-    p->pos = save;
-    return t;
-}
-
-static bool
-tok_is(struct tok t, const char *s)
-{
-    return t.len == strlen(s) && memcmp(t.s, s, t.len) == 0;
-}
-
-/* Copies a name token (type, source, rule) into out after checking its characters. */
-static int
-take_name(struct rparser *p, struct tok t, const char *what, char out[ASTRO_EVENT_NAME_MAX + 1])
-{
-    char cerr[128];
-    if (t.len == 0)
-        return pfail_at(p, t.col, "expected %s", what);
-    if (astro_event_check_name(what, t.s, t.len, ASTRO_EVENT_NAME_MAX, cerr, sizeof(cerr)) !=
-        ASTRO_OK)
-        return pfail_at(p, t.col, "%s", cerr);
-    memcpy(out, t.s, t.len);
-    out[t.len] = '\0';
-    return ASTRO_OK;
-}
-
-static int
-take_number(struct rparser *p, struct tok t, double *out)
-{
-    char buf[64];
-    char *end;
-    if (t.len == 0 || t.len >= sizeof(buf))
-        return pfail_at(p, t.col, "expected a number");
-    memcpy(buf, t.s, t.len);
-    buf[t.len] = '\0';
-    errno = 0;
-    *out = strtod(buf, &end);
-    if (*end != '\0' || errno != 0 || !isfinite(*out))
-        return pfail_at(p, t.col, "expected a number, got \"%s\"", buf);
-    return ASTRO_OK;
-}
-
-static int
-take_count(struct rparser *p, struct tok t, size_t lo, size_t hi, size_t *out)
+take_count(struct rparser *p, struct cep_tok t, size_t lo, size_t hi, size_t *out)
 {
     double d = 0;
-    if (take_number(p, t, &d) != ASTRO_OK)
+    if (cep_lex_number(&p->lx, t, &d) != ASTRO_OK)
         return ASTRO_ERR;
     if (d != floor(d) || d < (double)lo || d > (double)hi)
-        return pfail_at(p, t.col, "expected a whole number in range");
+        return cep_lex_fail(&p->lx, t.col, "expected a whole number in range");
     *out = (size_t)d;
     return ASTRO_OK;
 }
 
 static int
-parse_cmp(struct rparser *p, struct tok t, enum cep_cmp *out)
+parse_cmp(struct rparser *p, struct cep_tok t, enum cep_cmp *out)
 {
     static const char *const names[] = {"<", "<=", ">", ">=", "==", "!="};
     for (size_t i = 0; i < ASTRO_ARRAY_LEN(names); i++) {
-        if (tok_is(t, names[i])) {
+        if (cep_tok_is(t, names[i])) {
             *out = (enum cep_cmp)i;
             return ASTRO_OK;
         }
     }
-    return pfail_at(p, t.col, "expected a comparison (< <= > >= == !=)");
+    return cep_lex_fail(&p->lx, t.col, "expected a comparison (< <= > >= == !=)");
 }
 
 /* where value OP NUM [and value OP NUM ...] */
@@ -150,17 +47,17 @@ static int
 parse_preds(struct rparser *p, struct cep_part *part)
 {
     do {
-        struct tok t = next_tok(p);
-        if (!tok_is(t, "value"))
-            return pfail_at(p, t.col, "expected 'value' in a condition");
+        struct cep_tok t = cep_lex_next(&p->lx);
+        if (!cep_tok_is(t, "value"))
+            return cep_lex_fail(&p->lx, t.col, "expected 'value' in a condition");
         if (part->npreds == CEP_MAX_PREDS)
-            return pfail_at(p, t.col, "too many conditions (at most 4)");
+            return cep_lex_fail(&p->lx, t.col, "too many conditions (at most 4)");
         struct cep_pred *pr = &part->preds[part->npreds++];
-        if (parse_cmp(p, next_tok(p), &pr->cmp) != ASTRO_OK)
+        if (parse_cmp(p, cep_lex_next(&p->lx), &pr->cmp) != ASTRO_OK)
             return ASTRO_ERR;
-        if (take_number(p, next_tok(p), &pr->rhs) != ASTRO_OK)
+        if (cep_lex_number(&p->lx, cep_lex_next(&p->lx), &pr->rhs) != ASTRO_OK)
             return ASTRO_ERR;
-    } while (tok_is(peek_tok(p), "and") && next_tok(p).len);
+    } while (cep_tok_is(cep_lex_peek(&p->lx), "and") && cep_lex_next(&p->lx).len);
     return ASTRO_OK;
 }
 
@@ -169,34 +66,34 @@ static int
 parse_part(struct rparser *p, struct cep_part *part)
 {
     memset(part, 0, sizeof(*part));
-    struct tok t = next_tok(p);
+    struct cep_tok t = cep_lex_next(&p->lx);
     if (t.len == 0)
-        return pfail_at(p, t.col, "expected an event type or '*'");
-    if (!tok_is(t, "*") && take_name(p, t, "event type", part->type) != ASTRO_OK)
+        return cep_lex_fail(&p->lx, t.col, "expected an event type or '*'");
+    if (!cep_tok_is(t, "*") && cep_lex_name(&p->lx, t, "event type", part->type) != ASTRO_OK)
         return ASTRO_ERR;
-    if (tok_is(peek_tok(p), "from")) {
-        next_tok(p);
-        if (take_name(p, next_tok(p), "source", part->src) != ASTRO_OK)
+    if (cep_tok_is(cep_lex_peek(&p->lx), "from")) {
+        cep_lex_next(&p->lx);
+        if (cep_lex_name(&p->lx, cep_lex_next(&p->lx), "source", part->src) != ASTRO_OK)
             return ASTRO_ERR;
     }
-    if (tok_is(peek_tok(p), "where")) {
-        next_tok(p);
+    if (cep_tok_is(cep_lex_peek(&p->lx), "where")) {
+        cep_lex_next(&p->lx);
         return parse_preds(p, part);
     }
     return ASTRO_OK;
 }
 
 static int
-pfail_tok(struct rparser *p, struct tok t, const char *what)
+pfail_tok(struct rparser *p, struct cep_tok t, const char *what)
 {
-    return astro_fail(p->err, p->errlen, "%d:%d: %s \"%.*s\"", p->lineno, t.col, what,
+    return astro_fail(p->lx.err, p->lx.errlen, "%d:%d: %s \"%.*s\"", p->lx.lineno, t.col, what,
                       (int)(t.len > 40 ? 40 : t.len), t.s);
 }
 
 static int
 expect_end(struct rparser *p)
 {
-    struct tok t = next_tok(p);
+    struct cep_tok t = cep_lex_next(&p->lx);
     if (t.len != 0)
         return pfail_tok(p, t, "unexpected");
     return ASTRO_OK;
@@ -206,23 +103,23 @@ static int
 parse_part_list(struct rparser *p, struct cep_rule *r)
 {
     for (;;) {
-        struct tok at = peek_tok(p);
+        struct cep_tok at = cep_lex_peek(&p->lx);
         if (r->nparts == CEP_MAX_PARTS)
-            return pfail_at(p, at.col, "too many parts (at most 8)");
+            return cep_lex_fail(&p->lx, at.col, "too many parts (at most 8)");
         if (parse_part(p, &r->parts[r->nparts++]) != ASTRO_OK)
             return ASTRO_ERR;
-        if (!tok_is(peek_tok(p), ","))
+        if (!cep_tok_is(cep_lex_peek(&p->lx), ","))
             break;
-        next_tok(p);
+        cep_lex_next(&p->lx);
     }
     return expect_end(p);
 }
 
 static int
-set_op(struct rparser *p, struct tok t, enum cep_op op)
+set_op(struct rparser *p, struct cep_tok t, enum cep_op op)
 {
     if (p->has_op)
-        return pfail_at(p, t.col, "rule already has a pattern (all, seq, count or absence)%s",
+        return cep_lex_fail(&p->lx, t.col, "rule already has a pattern (all, seq, count or absence)%s",
                         "");
     p->has_op = true;
     p->cur->op = op;
@@ -230,17 +127,17 @@ set_op(struct rparser *p, struct tok t, enum cep_op op)
 }
 
 static int
-parse_pattern(struct rparser *p, struct tok d)
+parse_pattern(struct rparser *p, struct cep_tok d)
 {
     struct cep_rule *r = p->cur;
-    if (tok_is(d, "all") || tok_is(d, "seq")) {
-        if (set_op(p, d, tok_is(d, "all") ? CEP_OP_ALL : CEP_OP_SEQ) != ASTRO_OK)
+    if (cep_tok_is(d, "all") || cep_tok_is(d, "seq")) {
+        if (set_op(p, d, cep_tok_is(d, "all") ? CEP_OP_ALL : CEP_OP_SEQ) != ASTRO_OK)
             return ASTRO_ERR;
         return parse_part_list(p, r);
     }
-    if (tok_is(d, "count")) {
+    if (cep_tok_is(d, "count")) {
         if (set_op(p, d, CEP_OP_COUNT) != ASTRO_OK ||
-            take_count(p, next_tok(p), 1, 1000, &r->count) != ASTRO_OK)
+            take_count(p, cep_lex_next(&p->lx), 1, 1000, &r->count) != ASTRO_OK)
             return ASTRO_ERR;
         r->nparts = 1;
         if (parse_part(p, &r->parts[0]) != ASTRO_OK)
@@ -249,9 +146,9 @@ parse_pattern(struct rparser *p, struct tok d)
     }
     if (set_op(p, d, CEP_OP_ABSENCE) != ASTRO_OK || parse_part(p, &r->parts[0]) != ASTRO_OK)
         return ASTRO_ERR;
-    struct tok t = next_tok(p);
-    if (!tok_is(t, "without"))
-        return pfail_at(p, t.col, "expected 'without' (absence A without B)");
+    struct cep_tok t = cep_lex_next(&p->lx);
+    if (!cep_tok_is(t, "without"))
+        return cep_lex_fail(&p->lx, t.col, "expected 'without' (absence A without B)");
     r->nparts = 2;
     if (parse_part(p, &r->parts[1]) != ASTRO_OK)
         return ASTRO_ERR;
@@ -261,17 +158,17 @@ parse_pattern(struct rparser *p, struct tok d)
 static int
 parse_within(struct rparser *p)
 {
-    struct tok t = next_tok(p);
+    struct cep_tok t = cep_lex_next(&p->lx);
     char buf[32];
     char derr[128];
     int64_t ms;
     if (t.len == 0 || t.len >= sizeof(buf))
-        return pfail_at(p, t.col, "expected a duration (e.g. 2s, 500ms)");
+        return cep_lex_fail(&p->lx, t.col, "expected a duration (e.g. 2s, 500ms)");
     memcpy(buf, t.s, t.len);
     buf[t.len] = '\0';
     if (astro_cfg_parse_duration(buf, &ms, derr, sizeof(derr)) != ASTRO_OK || ms <= 0 ||
         ms > INT64_C(86400000))
-        return pfail_at(p, t.col, "expected a duration between 1ms and 24h (e.g. 2s)");
+        return cep_lex_fail(&p->lx, t.col, "expected a duration between 1ms and 24h (e.g. 2s)");
     p->cur->within_us = ms * 1000;
     p->has_within = true;
     return expect_end(p);
@@ -281,14 +178,14 @@ static int
 parse_agg(struct rparser *p)
 {
     static const char *const names[] = {"avg", "sum", "min", "max", "first", "last"};
-    struct tok t = next_tok(p);
+    struct cep_tok t = cep_lex_next(&p->lx);
     for (size_t i = 0; i < ASTRO_ARRAY_LEN(names); i++) {
-        if (tok_is(t, names[i])) {
+        if (cep_tok_is(t, names[i])) {
             p->cur->agg = (enum cep_agg)i;
             return expect_end(p);
         }
     }
-    return pfail_at(p, t.col, "expected avg, sum, min, max, first or last");
+    return cep_lex_fail(&p->lx, t.col, "expected avg, sum, min, max, first or last");
 }
 
 static int
@@ -296,58 +193,58 @@ parse_confidence(struct rparser *p)
 {
     char buf[256];
     char xerr[128];
-    while (p->pos < p->linelen && (p->line[p->pos] == ' ' || p->line[p->pos] == '\t'))
-        p->pos++;
-    size_t n = p->linelen - p->pos;
+    while (p->lx.pos < p->lx.len && (p->lx.line[p->lx.pos] == ' ' || p->lx.line[p->lx.pos] == '\t'))
+        p->lx.pos++;
+    size_t n = p->lx.len - p->lx.pos;
     if (n >= sizeof(buf))
-        return pfail_at(p, (int)p->pos + 1, "confidence formula too long");
-    memcpy(buf, p->line + p->pos, n);
+        return cep_lex_fail(&p->lx, (int)p->lx.pos + 1, "confidence formula too long");
+    memcpy(buf, p->lx.line + p->lx.pos, n);
     buf[n] = '\0';
     if (cep_expr_parse(buf, &p->cur->conf, xerr, sizeof(xerr)) == ASTRO_OK)
         return ASTRO_OK;
     char *colon = strchr(xerr, ':');
-    int col = atoi(xerr) + (int)p->pos;
-    return pfail_at(p, col, "%s", colon ? colon + 2 : xerr);
+    int col = atoi(xerr) + (int)p->lx.pos;
+    return cep_lex_fail(&p->lx, col, "%s", colon ? colon + 2 : xerr);
 }
 
 static int
-parse_scope(struct rparser *p, struct tok d)
+parse_scope(struct rparser *p, struct cep_tok d)
 {
-    if (tok_is(d, "global")) {
+    if (cep_tok_is(d, "global")) {
         p->cur->global = true;
         return expect_end(p);
     }
-    struct tok t = next_tok(p);
-    if (!tok_is(t, "key"))
-        return pfail_at(p, t.col, "expected 'per key'");
+    struct cep_tok t = cep_lex_next(&p->lx);
+    if (!cep_tok_is(t, "key"))
+        return cep_lex_fail(&p->lx, t.col, "expected 'per key'");
     p->cur->global = false;
     return expect_end(p);
 }
 
 static int
-parse_directive(struct rparser *p, struct tok d)
+parse_directive(struct rparser *p, struct cep_tok d)
 {
     struct cep_rule *r = p->cur;
-    if (tok_is(d, "all") || tok_is(d, "seq") || tok_is(d, "count") || tok_is(d, "absence"))
+    if (cep_tok_is(d, "all") || cep_tok_is(d, "seq") || cep_tok_is(d, "count") || cep_tok_is(d, "absence"))
         return parse_pattern(p, d);
-    if (tok_is(d, "within"))
+    if (cep_tok_is(d, "within"))
         return parse_within(p);
-    if (tok_is(d, "per") || tok_is(d, "global"))
+    if (cep_tok_is(d, "per") || cep_tok_is(d, "global"))
         return parse_scope(p, d);
-    if (tok_is(d, "reuse") || tok_is(d, "consume")) {
-        r->reuse = tok_is(d, "reuse");
+    if (cep_tok_is(d, "reuse") || cep_tok_is(d, "consume")) {
+        r->reuse = cep_tok_is(d, "reuse");
         return expect_end(p);
     }
-    if (tok_is(d, "min"))
-        return take_count(p, next_tok(p), 1, CEP_MAX_PARTS, &r->min_parts) != ASTRO_OK
+    if (cep_tok_is(d, "min"))
+        return take_count(p, cep_lex_next(&p->lx), 1, CEP_MAX_PARTS, &r->min_parts) != ASTRO_OK
                    ? ASTRO_ERR
                    : expect_end(p);
-    if (tok_is(d, "value"))
+    if (cep_tok_is(d, "value"))
         return parse_agg(p);
-    if (tok_is(d, "confidence"))
+    if (cep_tok_is(d, "confidence"))
         return parse_confidence(p);
-    if (tok_is(d, "emit"))
-        return take_name(p, next_tok(p), "emit", r->emit) != ASTRO_OK ? ASTRO_ERR
+    if (cep_tok_is(d, "emit"))
+        return cep_lex_name(&p->lx, cep_lex_next(&p->lx), "emit", r->emit) != ASTRO_OK ? ASTRO_ERR
                                                                       : expect_end(p);
     return pfail_tok(p, d, "unknown directive (rule, all, seq, count, absence, within, per, "
                            "global, reuse, consume, min, value, confidence, emit):");
@@ -360,42 +257,42 @@ finish_rule(struct rparser *p)
     struct cep_rule *r = p->cur;
     if (r == NULL)
         return ASTRO_OK;
-    int save = p->lineno;
-    p->lineno = r->line;
+    int save = p->lx.lineno;
+    p->lx.lineno = r->line;
     int rc = ASTRO_ERR;
     if (!p->has_op)
-        pfail_at(p, 1, "rule \"%s\" has no pattern (all, seq, count or absence)", r->name);
+        cep_lex_fail(&p->lx, 1, "rule \"%s\" has no pattern (all, seq, count or absence)", r->name);
     else if (!p->has_within)
-        pfail_at(p, 1, "rule \"%s\" has no window (within DURATION)", r->name);
+        cep_lex_fail(&p->lx, 1, "rule \"%s\" has no window (within DURATION)", r->name);
     else if (r->min_parts > 0 && (r->op != CEP_OP_ALL || r->min_parts > r->nparts))
-        pfail_at(p, 1, "rule \"%s\": min needs an all pattern with at least that many parts",
+        cep_lex_fail(&p->lx, 1, "rule \"%s\": min needs an all pattern with at least that many parts",
                  r->name);
     else
         rc = ASTRO_OK;
-    p->lineno = save;
+    p->lx.lineno = save;
     if (r->within_us > p->rs->max_within_us)
         p->rs->max_within_us = r->within_us;
     return rc;
 }
 
 static int
-start_rule(struct rparser *p, struct tok d)
+start_rule(struct rparser *p, struct cep_tok d)
 {
     if (finish_rule(p) != ASTRO_OK)
         return ASTRO_ERR;
     if (p->rs->n == CEP_MAX_RULES)
-        return pfail_at(p, d.col, "too many rules (at most 256)");
+        return cep_lex_fail(&p->lx, d.col, "too many rules (at most 256)");
     struct cep_rule *r = &p->rs->rules[p->rs->n];
     memset(r, 0, sizeof(*r));
-    struct tok t = next_tok(p);
-    if (take_name(p, t, "rule name", r->name) != ASTRO_OK)
+    struct cep_tok t = cep_lex_next(&p->lx);
+    if (cep_lex_name(&p->lx, t, "rule name", r->name) != ASTRO_OK)
         return ASTRO_ERR;
     for (size_t i = 0; i < p->rs->n; i++)
         if (strcmp(p->rs->rules[i].name, r->name) == 0)
-            return pfail_at(p, t.col, "duplicate rule name \"%s\"", r->name);
+            return cep_lex_fail(&p->lx, t.col, "duplicate rule name \"%s\"", r->name);
     p->rs->n++;
     memcpy(r->emit, r->name, sizeof(r->emit));
-    r->line = p->lineno;
+    r->line = p->lx.lineno;
     r->agg = CEP_AGG_AVG;
     r->conf.n = 3; /* matched/required */
     r->conf.code[0].kind = CEP_X_MATCHED;
@@ -409,24 +306,23 @@ start_rule(struct rparser *p, struct tok d)
 static int
 parse_line(struct rparser *p)
 {
-    p->pos = 0;
-    struct tok d = next_tok(p);
+    p->lx.pos = 0;
+    struct cep_tok d = cep_lex_next(&p->lx);
     if (d.len == 0)
         return ASTRO_OK;
-    if (tok_is(d, "rule"))
+    if (cep_tok_is(d, "rule"))
         return start_rule(p, d);
     if (cep_agg_is_statement(d.s, d.len))
-        return cep_agg_parse_line(&p->rs->agg, p->line, p->linelen, p->lineno, p->err,
-                                  p->errlen);
+        return cep_agg_parse_line(&p->rs->agg, &p->lx);
     if (p->cur == NULL)
-        return pfail_at(p, d.col, "expected 'rule NAME' before directives");
+        return cep_lex_fail(&p->lx, d.col, "expected 'rule NAME' before directives");
     return parse_directive(p, d);
 }
 
 int
 cep_rules_parse(const char *text, size_t len, struct cep_ruleset *out, char *err, size_t errlen)
 {
-    struct rparser p = {.rs = out, .err = err, .errlen = errlen};
+    struct rparser p = {.lx = {.err = err, .errlen = errlen}, .rs = out};
     memset(out, 0, sizeof(*out));
     cep_agg_cfg_init(&out->agg);
     out->rules = calloc(CEP_MAX_RULES, sizeof(*out->rules));
@@ -436,12 +332,12 @@ cep_rules_parse(const char *text, size_t len, struct cep_ruleset *out, char *err
     while (off < len) {
         const char *nl = memchr(text + off, '\n', len - off);
         size_t end = nl ? (size_t)(nl - text) : len;
-        p.line = text + off;
-        p.linelen = end - off;
-        if (p.linelen > 0 && p.line[p.linelen - 1] == '\r')
-            p.linelen--;
-        p.lineno++;
-        if (memchr(p.line, '\0', p.linelen) != NULL ||
+        p.lx.line = text + off;
+        p.lx.len = end - off;
+        if (p.lx.len > 0 && p.lx.line[p.lx.len - 1] == '\r')
+            p.lx.len--;
+        p.lx.lineno++;
+        if (memchr(p.lx.line, '\0', p.lx.len) != NULL ||
             parse_line(&p) != ASTRO_OK)
             goto fail;
         off = end + 1;
@@ -449,13 +345,13 @@ cep_rules_parse(const char *text, size_t len, struct cep_ruleset *out, char *err
     if (finish_rule(&p) != ASTRO_OK)
         goto fail;
     if (out->n == 0 && !cep_agg_cfg_active(&out->agg)) {
-        astro_fail(err, errlen, "%d:1: no rules", p.lineno > 0 ? p.lineno : 1);
+        astro_fail(err, errlen, "%d:1: no rules", p.lx.lineno > 0 ? p.lx.lineno : 1);
         goto fail;
     }
     return ASTRO_OK;
 fail:
-    if (p.line != NULL && memchr(p.line, '\0', p.linelen) != NULL)
-        astro_fail(err, errlen, "%d:1: NUL byte in rules file", p.lineno);
+    if (p.lx.line != NULL && memchr(p.lx.line, '\0', p.lx.len) != NULL)
+        astro_fail(err, errlen, "%d:1: NUL byte in rules file", p.lx.lineno);
     cep_ruleset_free(out);
     return ASTRO_ERR;
 }
