@@ -76,40 +76,16 @@ astro_candle_cleanup(struct astro_candle *c)
 
 /* ---- encoding ---- */
 
-void
-astro_agg_fields_init(struct astro_agg_fields *f)
+static int
+push_afield(struct astro_stream_fields *f, enum afield k, const char *v)
 {
-    memset(f, 0, sizeof(*f));
-}
-
-void
-astro_agg_fields_cleanup(struct astro_agg_fields *f)
-{
-    free(f->ind_json);
-    memset(f, 0, sizeof(*f));
-}
-
-int
-astro_agg_fields_push(struct astro_agg_fields *f, const char *s, size_t len)
-{
-    if (f->argc >= ASTRO_AGG_ARGS)
+    if (astro_stream_fields_push(f, afield_names[k], strlen(afield_names[k])) != ASTRO_OK)
         return ASTRO_ERR;
-    f->argv[f->argc] = s;
-    f->argvlen[f->argc] = len;
-    f->argc++;
-    return ASTRO_OK;
+    return astro_stream_fields_push(f, v, strlen(v));
 }
 
 static int
-push_afield(struct astro_agg_fields *f, enum afield k, const char *v)
-{
-    if (astro_agg_fields_push(f, afield_names[k], strlen(afield_names[k])) != ASTRO_OK)
-        return ASTRO_ERR;
-    return astro_agg_fields_push(f, v, strlen(v));
-}
-
-static int
-push_anum(struct astro_agg_fields *f, enum afield k, int slot, double d)
+push_anum(struct astro_stream_fields *f, enum afield k, int slot, double d)
 {
     if (!isfinite(d))
         return ASTRO_ERR;
@@ -161,7 +137,7 @@ done:
 }
 
 int
-astro_candle_stream_encode(const struct astro_candle *c, struct astro_agg_fields *f)
+astro_candle_stream_encode(const struct astro_candle *c, struct astro_stream_fields *f)
 {
     int64_t span;
     if (c->key == NULL ||
@@ -170,8 +146,8 @@ astro_candle_stream_encode(const struct astro_candle *c, struct astro_agg_fields
         return ASTRO_ERR;
     snprintf(f->numbuf[0], sizeof(f->numbuf[0]), "%lld", (long long)c->bucket_us);
     snprintf(f->numbuf[1], sizeof(f->numbuf[1]), "%lld", (long long)c->count);
-    free(f->ind_json);
-    if ((f->ind_json = ind_text(c)) == NULL)
+    free(f->heap[0]);
+    if ((f->heap[0] = ind_text(c)) == NULL)
         return ASTRO_ERR;
     if (push_afield(f, A_KIND, "candle") != ASTRO_OK || push_afield(f, A_KEY, c->key) != ASTRO_OK ||
         push_afield(f, A_TYPE, c->type) != ASTRO_OK || push_afield(f, A_TF, c->tf) != ASTRO_OK ||
@@ -182,7 +158,7 @@ astro_candle_stream_encode(const struct astro_candle *c, struct astro_agg_fields
         push_afield(f, A_N, f->numbuf[1]) != ASTRO_OK ||
         push_anum(f, A_VWAP, 7, c->vwap) != ASTRO_OK)
         return ASTRO_ERR;
-    return push_afield(f, A_IND, f->ind_json);
+    return push_afield(f, A_IND, f->heap[0]);
 }
 
 /* ---- decoding ---- */

@@ -36,8 +36,8 @@ static void
 on_candle(void *arg, const struct astro_candle *c)
 {
     struct cep_partition *pp = arg;
-    struct astro_agg_fields f;
-    astro_agg_fields_init(&f);
+    struct astro_stream_fields f;
+    astro_stream_fields_init(&f);
     if (astro_candle_stream_encode(c, &f) != ASTRO_OK ||
         cep_part_record(pp, "a", f.argc) != ASTRO_OK ||
         cep_cmdbuf_args(&pp->out, f.argc, f.argv, f.argvlen) != ASTRO_OK) {
@@ -45,7 +45,7 @@ on_candle(void *arg, const struct astro_candle *c)
                         c->tf);
         pp->failed = true;
     }
-    astro_agg_fields_cleanup(&f);
+    astro_stream_fields_cleanup(&f);
     count(pp->ctx->met.candles, 1);
 }
 

@@ -67,16 +67,16 @@ xadd_candle(const struct astro_candle *c, uint32_t p)
 {
     char key[32];
     ck_assert_int_eq(astro_stream_key(key, sizeof(key), "agg", p), ASTRO_OK);
-    struct astro_agg_fields f;
-    astro_agg_fields_init(&f);
-    ck_assert_int_eq(astro_agg_fields_push(&f, "XADD", 4), ASTRO_OK);
-    ck_assert_int_eq(astro_agg_fields_push(&f, key, strlen(key)), ASTRO_OK);
-    ck_assert_int_eq(astro_agg_fields_push(&f, "*", 1), ASTRO_OK);
+    struct astro_stream_fields f;
+    astro_stream_fields_init(&f);
+    ck_assert_int_eq(astro_stream_fields_push(&f, "XADD", 4), ASTRO_OK);
+    ck_assert_int_eq(astro_stream_fields_push(&f, key, strlen(key)), ASTRO_OK);
+    ck_assert_int_eq(astro_stream_fields_push(&f, "*", 1), ASTRO_OK);
     ck_assert_int_eq(astro_candle_stream_encode(c, &f), ASTRO_OK);
     redisReply *r = redisCommandArgv(env.rc, f.argc, f.argv, f.argvlen);
     ck_assert_msg(r != NULL && r->type == REDIS_REPLY_STRING, "XADD candle");
     freeReplyObject(r);
-    astro_agg_fields_cleanup(&f);
+    astro_stream_fields_cleanup(&f);
 }
 
 static long long

@@ -528,7 +528,7 @@ static void
 xadd_candle(const char *key, const char *tf, int64_t bucket_us, double close)
 {
     struct astro_candle c;
-    struct astro_agg_fields f;
+    struct astro_stream_fields f;
     char stream[40], err[128];
     memset(&c, 0, sizeof(c));
     c.key = (char *)key;
@@ -548,15 +548,15 @@ xadd_candle(const char *key, const char *tf, int64_t bucket_us, double close)
     c.ind[0].has_value = c.ind[0].ready = true;
     uint32_t p = astro_partition_of(key, strlen(key), PARTS);
     ck_assert_int_eq(astro_stream_key(stream, sizeof(stream), "agg", p), ASTRO_OK);
-    astro_agg_fields_init(&f);
-    ck_assert_int_eq(astro_agg_fields_push(&f, "XADD", 4), ASTRO_OK);
-    ck_assert_int_eq(astro_agg_fields_push(&f, stream, strlen(stream)), ASTRO_OK);
-    ck_assert_int_eq(astro_agg_fields_push(&f, "*", 1), ASTRO_OK);
+    astro_stream_fields_init(&f);
+    ck_assert_int_eq(astro_stream_fields_push(&f, "XADD", 4), ASTRO_OK);
+    ck_assert_int_eq(astro_stream_fields_push(&f, stream, strlen(stream)), ASTRO_OK);
+    ck_assert_int_eq(astro_stream_fields_push(&f, "*", 1), ASTRO_OK);
     ck_assert_int_eq(astro_candle_stream_encode(&c, &f), ASTRO_OK);
     redisReply *rep = redisCommandArgv(rc, f.argc, f.argv, f.argvlen);
     ck_assert_msg(rep != NULL && rep->type == REDIS_REPLY_STRING, "XADD candle failed");
     freeReplyObject(rep);
-    astro_agg_fields_cleanup(&f);
+    astro_stream_fields_cleanup(&f);
 }
 
 /* Reads candle messages until quiet: "key/tf/close" joined by ','; the last position. */

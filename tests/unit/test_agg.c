@@ -16,7 +16,7 @@
 #define B_US INT64_C(1796090400000000) /* 2026-12-01T02:00:00Z */
 
 static struct astro_candle a, b;
-static struct astro_agg_fields af;
+static struct astro_stream_fields af;
 static char err[256];
 
 static void
@@ -24,7 +24,7 @@ setup(void)
 {
     memset(&a, 0, sizeof(a));
     memset(&b, 0, sizeof(b));
-    astro_agg_fields_init(&af);
+    astro_stream_fields_init(&af);
     err[0] = '\0';
 }
 
@@ -33,7 +33,7 @@ teardown(void)
 {
     astro_candle_cleanup(&a);
     astro_candle_cleanup(&b);
-    astro_agg_fields_cleanup(&af);
+    astro_stream_fields_cleanup(&af);
 }
 
 static bool
@@ -116,10 +116,10 @@ fill(struct astro_candle *c, double x)
 }
 
 static void
-decode_argv(const struct astro_agg_fields *f, int from, struct astro_candle *out, int want_rc)
+decode_argv(const struct astro_stream_fields *f, int from, struct astro_candle *out, int want_rc)
 {
     int n = f->argc - from;
-    redisReply r[ASTRO_AGG_ARGS], *el[ASTRO_AGG_ARGS];
+    redisReply r[ASTRO_STREAM_MAX_ARGS], *el[ASTRO_STREAM_MAX_ARGS];
     for (int i = 0; i < n; i++) {
         memset(&r[i], 0, sizeof(r[i]));
         r[i].type = REDIS_REPLY_STRING;
@@ -136,9 +136,9 @@ static const double xs[] = {100.25, 0.1, 1e-300, 6.02214076e23, -5.5, DBL_MAX / 
 START_TEST(test_stream_round_trip)
 {
     fill(&a, xs[_i]);
-    ck_assert_int_eq(astro_agg_fields_push(&af, "XADD", 4), ASTRO_OK);
-    ck_assert_int_eq(astro_agg_fields_push(&af, "astro:agg:{1}", 13), ASTRO_OK);
-    ck_assert_int_eq(astro_agg_fields_push(&af, "*", 1), ASTRO_OK);
+    ck_assert_int_eq(astro_stream_fields_push(&af, "XADD", 4), ASTRO_OK);
+    ck_assert_int_eq(astro_stream_fields_push(&af, "astro:agg:{1}", 13), ASTRO_OK);
+    ck_assert_int_eq(astro_stream_fields_push(&af, "*", 1), ASTRO_OK);
     ck_assert_int_eq(astro_candle_stream_encode(&a, &af), ASTRO_OK);
     ck_assert_int_eq(af.argc, 3 + 26);
     decode_argv(&af, 3, &b, ASTRO_OK);
@@ -186,14 +186,14 @@ START_TEST(test_encode_refuses)
     fill(&a, 1.0);
     a.high = NAN;
     ck_assert_int_eq(astro_candle_stream_encode(&a, &af), ASTRO_ERR);
-    astro_agg_fields_cleanup(&af);
+    astro_stream_fields_cleanup(&af);
     a.high = 2.0;
     a.tf_us = MIN_US; /* does not match "5m" */
     ck_assert_int_eq(astro_candle_stream_encode(&a, &af), ASTRO_ERR);
-    astro_agg_fields_cleanup(&af);
+    astro_stream_fields_cleanup(&af);
     a.tf_us = 5 * MIN_US;
-    for (int i = 0; i < ASTRO_AGG_ARGS - 20; i++)
-        ck_assert_int_eq(astro_agg_fields_push(&af, "p", 1), ASTRO_OK);
+    for (int i = 0; i < ASTRO_STREAM_MAX_ARGS - 20; i++)
+        ck_assert_int_eq(astro_stream_fields_push(&af, "p", 1), ASTRO_OK);
     ck_assert_int_eq(astro_candle_stream_encode(&a, &af), ASTRO_ERR);
 }
 END_TEST
@@ -239,16 +239,16 @@ START_TEST(test_decode_errors)
     const struct agg_bad *t = &agg_bad[_i];
     fill(&a, 100.0);
     ck_assert_int_eq(astro_candle_stream_encode(&a, &af), ASTRO_OK);
-    struct astro_agg_fields g;
-    astro_agg_fields_init(&g);
+    struct astro_stream_fields g;
+    astro_stream_fields_init(&g);
     for (int i = 0; i < af.argc; i += 2) {
         bool hit = af.argvlen[i] == strlen(t->field) &&
                    memcmp(af.argv[i], t->field, af.argvlen[i]) == 0;
         if (hit && t->value == NULL)
             continue;
-        ck_assert_int_eq(astro_agg_fields_push(&g, af.argv[i], af.argvlen[i]), ASTRO_OK);
+        ck_assert_int_eq(astro_stream_fields_push(&g, af.argv[i], af.argvlen[i]), ASTRO_OK);
         const char *v = hit ? t->value : af.argv[i + 1];
-        ck_assert_int_eq(astro_agg_fields_push(&g, v, hit ? strlen(v) : af.argvlen[i + 1]),
+        ck_assert_int_eq(astro_stream_fields_push(&g, v, hit ? strlen(v) : af.argvlen[i + 1]),
                          ASTRO_OK);
     }
     decode_argv(&g, 0, &b, ASTRO_ERR);
@@ -262,12 +262,12 @@ START_TEST(test_decode_duplicate_and_unknown)
 {
     fill(&a, 100.0);
     ck_assert_int_eq(astro_candle_stream_encode(&a, &af), ASTRO_OK);
-    ck_assert_int_eq(astro_agg_fields_push(&af, "future", 6), ASTRO_OK);
-    ck_assert_int_eq(astro_agg_fields_push(&af, "x", 1), ASTRO_OK);
+    ck_assert_int_eq(astro_stream_fields_push(&af, "future", 6), ASTRO_OK);
+    ck_assert_int_eq(astro_stream_fields_push(&af, "x", 1), ASTRO_OK);
     decode_argv(&af, 0, &b, ASTRO_OK);
     astro_candle_cleanup(&b);
-    ck_assert_int_eq(astro_agg_fields_push(&af, "o", 1), ASTRO_OK);
-    ck_assert_int_eq(astro_agg_fields_push(&af, "1", 1), ASTRO_OK);
+    ck_assert_int_eq(astro_stream_fields_push(&af, "o", 1), ASTRO_OK);
+    ck_assert_int_eq(astro_stream_fields_push(&af, "1", 1), ASTRO_OK);
     decode_argv(&af, 0, &b, ASTRO_ERR);
     ck_assert_str_eq(err, "agg entry: duplicate field \"o\"");
     decode_argv(&af, 1, &b, ASTRO_ERR);

@@ -64,28 +64,12 @@ int64_t astro_tf_bucket(int64_t ts_us, int64_t span_us);
 /* Frees the key and zeroes the candle; a zeroed candle is a no-op. */
 void astro_candle_cleanup(struct astro_candle *c);
 
-/* The argv of a candle: field/value pairs to append after the caller's own XADD prefix. Pointers
- * are borrowed from the candle (which must outlive the command) or point into the struct; ind is
- * heap text owned by the struct. Release with astro_agg_fields_cleanup(). */
-#define ASTRO_AGG_ARGS 32
-struct astro_agg_fields {
-    const char *argv[ASTRO_AGG_ARGS];
-    size_t argvlen[ASTRO_AGG_ARGS];
-    int argc;
-    char numbuf[10][ASTRO_EVENT_DOUBLE_BUF];
-    char *ind_json;
-};
-
-void astro_agg_fields_init(struct astro_agg_fields *f);
-void astro_agg_fields_cleanup(struct astro_agg_fields *f);
-
-/* Appends one borrowed argument (a prefix such as "XADD", key, "*"); ASTRO_ERR when full. */
-int astro_agg_fields_push(struct astro_agg_fields *f, const char *s, size_t len) ASTRO_MUST_CHECK;
-
-/* Appends the candle's pairs: kind key type tf b o h l c v n vwap ind. ASTRO_ERR on a
+/* Appends the candle's field/value pairs to f after the caller's own prefix ("XADD", key, "*";
+ * see astro_stream_fields in astro/event.h): kind key type tf b o h l c v n vwap ind. Pointers
+ * are borrowed from the candle (which must outlive the command) or point into f. ASTRO_ERR on a
  * non-finite number, a bad timeframe, a full argv or allocation failure. */
 int astro_candle_stream_encode(const struct astro_candle *c,
-                               struct astro_agg_fields *f) ASTRO_MUST_CHECK;
+                               struct astro_stream_fields *f) ASTRO_MUST_CHECK;
 
 /* Decodes an astro:agg entry's field/value array (borrowed). Unknown fields are ignored;
  * missing, repeated or malformed fields, an indicator named twice, and a kind other than

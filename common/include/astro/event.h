@@ -139,8 +139,8 @@ struct astro_stream_fields {
     const char *argv[ASTRO_STREAM_MAX_ARGS];
     size_t argvlen[ASTRO_STREAM_MAX_ARGS];
     int argc;
-    char numbuf[4][ASTRO_EVENT_DOUBLE_BUF];
-    char *heap[2]; /* srcs and lin of a multi event */
+    char numbuf[8][ASTRO_EVENT_DOUBLE_BUF]; /* an event uses 4, a candle (astro/agg.h) 8 */
+    char *heap[2]; /* srcs and lin of a multi event; a candle's indicator list */
 };
 
 void astro_stream_fields_init(struct astro_stream_fields *f);
