@@ -2,7 +2,6 @@
  * every failure named, like the event endpoints (params.c). Timeframes are checked with the
  * contract's own parser (astro_tf_parse), indicator names against the names astro-leaflet
  * emits, so a typo is a 400 rather than an empty answer. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,19 +12,6 @@
 
 _Static_assert(QRY_AGG_NAMES_MAX == ASTRO_AGG_IND_MAX, "names bound follows the contract");
 _Static_assert(QRY_AGG_NAME_MAX == ASTRO_AGG_IND_NAME_MAX, "name length follows the contract");
-
-static int bad(struct qry_error *e, const char *param, const char *fmt, ...) ASTRO_PRINTF(3, 4);
-
-static int
-bad(struct qry_error *e, const char *param, const char *fmt, ...)
-{
-    va_list ap;
-    snprintf(e->param, sizeof(e->param), "%s", param);
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-    va_end(ap);
-    return ASTRO_ERR;
-}
 
 /* A period: 1..9999, decimal, no leading zero. Advances *s past it. */
 static bool
@@ -90,21 +76,22 @@ parse_names(struct qry_agg_filter *f, const char *v, struct qry_error *e)
     for (;;) {
         size_t n = strcspn(p, ",");
         if (n == 0)
-            return bad(e, "names", "empty name in the list (stray ',')");
+            return qry_error_set(e, "names", "empty name in the list (stray ',')");
         if (f->n_names == QRY_AGG_NAMES_MAX)
-            return bad(e, "names", "at most %d names", QRY_AGG_NAMES_MAX);
+            return qry_error_set(e, "names", "at most %d names", QRY_AGG_NAMES_MAX);
         char *name = f->names[f->n_names];
         if (n > QRY_AGG_NAME_MAX)
-            return bad(e, "names", "a name is longer than %d bytes", QRY_AGG_NAME_MAX);
+            return qry_error_set(e, "names", "a name is longer than %d bytes", QRY_AGG_NAME_MAX);
         memcpy(name, p, n);
         name[n] = '\0';
         if (!qry_indicator_name_valid(name))
-            return bad(e, "names", "%s: not an indicator name (sma_20, ema_20, rsi_14, "
-                       "macd_12_26_9, macd_signal_12_26_9, macd_hist_12_26_9, bb_upper_20_2, "
-                       "bb_middle_20_2, bb_lower_20_2)", name);
+            return qry_error_set(e, "names",
+                                 "%s: not an indicator name (sma_20, ema_20, rsi_14, "
+                                 "macd_12_26_9, macd_signal_12_26_9, macd_hist_12_26_9, "
+                                 "bb_upper_20_2, bb_middle_20_2, bb_lower_20_2)", name);
         for (size_t i = 0; i < f->n_names; i++)
             if (strcmp(f->names[i], name) == 0)
-                return bad(e, "names", "%s: listed twice", name);
+                return qry_error_set(e, "names", "%s: listed twice", name);
         f->n_names++;
         if (p[n] == '\0')
             return ASTRO_OK;
@@ -121,27 +108,28 @@ apply(struct qry_agg_filter *f, const char *name, const char *v, struct qry_erro
     if (strcmp(name, "timeframe") == 0) {
         if (strlen(v) >= sizeof(f->tf) ||
             astro_tf_parse(v, strlen(v), &f->tf_us, why, sizeof(why)) != ASTRO_OK)
-            return bad(e, name, "not a timeframe (1m, 5m, 15m, 1h, 4h, 1d: <n><s|m|h|d>, a "
-                       "span dividing one day)");
+            return qry_error_set(e, name, "not a timeframe (1m, 5m, 15m, 1h, 4h, 1d: "
+                                 "<n><s|m|h|d>, a span dividing one day)");
         snprintf(f->tf, sizeof(f->tf), "%s", v);
         return ASTRO_OK;
     }
     if (strcmp(name, "type") == 0) {
         if (astro_event_check_name(name, v, strlen(v), ASTRO_EVENT_NAME_MAX, why, sizeof(why)) !=
             ASTRO_OK)
-            return bad(e, name, "%s", why);
+            return qry_error_set(e, name, "%s", why);
         snprintf(f->type, sizeof(f->type), "%s", v);
         return ASTRO_OK;
     }
     if (strcmp(name, "start_time") == 0 || strcmp(name, "end_time") == 0) {
         int64_t *t = name[0] == 's' ? &f->start_us : &f->end_us;
-        return qry_parse_time(v, t, why, sizeof(why)) == ASTRO_OK ? ASTRO_OK
-                                                                  : bad(e, name, "%s", why);
+        if (qry_parse_time(v, t, why, sizeof(why)) != ASTRO_OK)
+            return qry_error_set(e, name, "%s", why);
+        return ASTRO_OK;
     }
     if (strcmp(name, "limit") == 0) {
         if (astro_cfg_parse_int(v, &n, why, sizeof(why)) != ASTRO_OK || n < 1 ||
             n > QRY_LIMIT_MAX)
-            return bad(e, name, "must be an integer between 1 and %d", QRY_LIMIT_MAX);
+            return qry_error_set(e, name, "must be an integer between 1 and %d", QRY_LIMIT_MAX);
         f->limit = n;
         return ASTRO_OK;
     }
@@ -166,21 +154,21 @@ parse_item(enum qry_agg_endpoint ep, const char *item, size_t n, unsigned *seen,
     const char *eq = memchr(item, '=', n);
     size_t nlen = eq != NULL ? (size_t)(eq - item) : n;
     if (qry_url_decode(item, nlen, name, sizeof(name), why, sizeof(why)) != ASTRO_OK)
-        return bad(e, "(name)", "a parameter name %s", why);
+        return qry_error_set(e, "(name)", "a parameter name %s", why);
     size_t i = 0;
     while (agg_params[i].name != NULL && strcmp(agg_params[i].name, name) != 0)
         i++;
     if (agg_params[i].name == NULL ||
         (agg_params[i].bit == QRY_A_NAMES && ep != QRY_EP_INDICATORS))
-        return bad(e, name, "unknown parameter");
+        return qry_error_set(e, name, "unknown parameter");
     if (*seen & (1u << i))
-        return bad(e, name, "given more than once");
+        return qry_error_set(e, name, "given more than once");
     *seen |= 1u << i;
     if (eq == NULL || eq + 1 == item + n)
-        return bad(e, name, "needs a value");
+        return qry_error_set(e, name, "needs a value");
     if (qry_url_decode(eq + 1, n - nlen - 1, value, sizeof(value), why, sizeof(why)) !=
         ASTRO_OK)
-        return bad(e, name, "%s", why);
+        return qry_error_set(e, name, "%s", why);
     if (apply(f, name, value, e) != ASTRO_OK)
         return ASTRO_ERR;
     f->present |= agg_params[i].bit;
@@ -197,22 +185,22 @@ qry_agg_params_parse(enum qry_agg_endpoint ep, const char *qs, struct qry_agg_fi
     f->limit = QRY_LIMIT_DEFAULT;
     snprintf(f->tf, sizeof(f->tf), "%s", QRY_AGG_TF_DEFAULT);
     if (astro_tf_parse(f->tf, strlen(f->tf), &f->tf_us, e->msg, sizeof(e->msg)) != ASTRO_OK)
-        return bad(e, "timeframe", "default timeframe refused");
+        return qry_error_set(e, "timeframe", "default timeframe refused");
     if (qs == NULL)
         qs = "";
     size_t len = strlen(qs);
     if (len > QRY_QUERY_MAX)
-        return bad(e, "(query)", "query string longer than %d bytes", QRY_QUERY_MAX);
+        return qry_error_set(e, "(query)", "query string longer than %d bytes", QRY_QUERY_MAX);
     for (const char *p = qs, *end = qs + len; p < end;) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         size_t n = amp != NULL ? (size_t)(amp - p) : (size_t)(end - p);
         if (n == 0 || (amp != NULL && amp + 1 == end))
-            return bad(e, "(query)", "empty parameter (stray '&')");
+            return qry_error_set(e, "(query)", "empty parameter (stray '&')");
         if (parse_item(ep, p, n, &seen, f, e) != ASTRO_OK)
             return ASTRO_ERR;
         p += n + (amp != NULL);
     }
     if ((f->present & QRY_A_START) && (f->present & QRY_A_END) && f->end_us <= f->start_us)
-        return bad(e, "end_time", "must be after start_time");
+        return qry_error_set(e, "end_time", "must be after start_time");
     return ASTRO_OK;
 }

@@ -100,10 +100,8 @@ params_of(enum qry_endpoint ep)
     }
 }
 
-static int bad(struct qry_error *e, const char *param, const char *fmt, ...) ASTRO_PRINTF(3, 4);
-
-static int
-bad(struct qry_error *e, const char *param, const char *fmt, ...)
+int
+qry_error_set(struct qry_error *e, const char *param, const char *fmt, ...)
 {
     va_list ap;
     snprintf(e->param, sizeof(e->param), "%s", param);
@@ -187,21 +185,21 @@ parse_item(const struct param_def *defs, const char *item, size_t n, unsigned *s
     const char *eq = memchr(item, '=', n);
     size_t nlen = eq != NULL ? (size_t)(eq - item) : n;
     if (qry_url_decode(item, nlen, name, sizeof(name), why, sizeof(why)) != ASTRO_OK)
-        return bad(e, "(name)", "a parameter name %s", why);
+        return qry_error_set(e, "(name)", "a parameter name %s", why);
     size_t i = 0;
     while (defs[i].name != NULL && strcmp(defs[i].name, name) != 0)
         i++;
     if (defs[i].name == NULL)
-        return bad(e, name, "unknown parameter%s", "");
+        return qry_error_set(e, name, "unknown parameter%s", "");
     if (*seen & (1u << i))
-        return bad(e, name, "given more than once%s", "");
+        return qry_error_set(e, name, "given more than once%s", "");
     *seen |= 1u << i;
     if (eq == NULL || eq + 1 == item + n)
-        return bad(e, name, "needs a value%s", "");
+        return qry_error_set(e, name, "needs a value%s", "");
     if (qry_url_decode(eq + 1, n - nlen - 1, value, sizeof(value), why, sizeof(why)) != ASTRO_OK)
-        return bad(e, name, "%s", why);
+        return qry_error_set(e, name, "%s", why);
     if (apply(f, name, value, why, sizeof(why)) != ASTRO_OK)
-        return bad(e, name, "%s", why);
+        return qry_error_set(e, name, "%s", why);
     f->present |= defs[i].bit;
     return ASTRO_OK;
 }
@@ -211,9 +209,9 @@ static int
 check_combined(struct qry_filter *f, struct qry_error *e)
 {
     if ((f->present & QRY_F_START) && (f->present & QRY_F_END) && f->end_us <= f->start_us)
-        return bad(e, "end_time", "must be after start_time%s", "");
+        return qry_error_set(e, "end_time", "must be after start_time%s", "");
     if ((f->present & QRY_F_CURSOR) && f->offset != 0)
-        return bad(e, "offset", "cannot be combined with cursor%s", "");
+        return qry_error_set(e, "offset", "cannot be combined with cursor%s", "");
     return ASTRO_OK;
 }
 
@@ -230,18 +228,18 @@ qry_params_parse(enum qry_endpoint ep, const char *qs, struct qry_filter *f,
         return ASTRO_OK;
     size_t len = strlen(qs);
     if (len > QRY_QUERY_MAX)
-        return bad(e, "(query)", "query string longer than %s bytes", "4096");
+        return qry_error_set(e, "(query)", "query string longer than %s bytes", "4096");
     const char *p = qs, *end = qs + len;
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         size_t n = amp != NULL ? (size_t)(amp - p) : (size_t)(end - p);
         if (n == 0)
-            return bad(e, "(query)", "empty parameter (stray '&')%s", "");
+            return qry_error_set(e, "(query)", "empty parameter (stray '&')%s", "");
         if (parse_item(defs, p, n, &seen, f, e) != ASTRO_OK)
             return ASTRO_ERR;
         p += n + (amp != NULL);
         if (amp != NULL && p == end)
-            return bad(e, "(query)", "empty parameter (stray '&')%s", "");
+            return qry_error_set(e, "(query)", "empty parameter (stray '&')%s", "");
     }
     return check_combined(f, e);
 }

@@ -77,6 +77,9 @@ struct qry_error {
     char msg[240];
 };
 
+/* Fills e (param, then the printf-style message) and returns ASTRO_ERR (params.c). */
+int qry_error_set(struct qry_error *e, const char *param, const char *fmt, ...) ASTRO_PRINTF(3, 4);
+
 /* What a query string may hold, per endpoint. */
 enum qry_endpoint { QRY_EP_MONO, QRY_EP_MULTI, QRY_EP_STATS, QRY_EP_NONE };
 
