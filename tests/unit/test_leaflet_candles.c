@@ -1,7 +1,7 @@
 /* Candles (services/leaflet/candles.c, aggstate.c, rules_agg.c), no Redis: bucket edges,
  * out-of-order events within the lateness, empty buckets, volume rules, the rules-file
- * statements, the outlier screen, and restart equivalence: state restored from the snapshot fields of any commit
- * continues with exactly the candles of the uninterrupted run. */
+ * statements, the outlier screen, and restart equivalence: state restored from the snapshot
+ * fields of any commit continues with exactly the candles of the uninterrupted run. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -468,7 +468,8 @@ START_TEST(outlier_restore_is_exact)
 {
     struct cep_ruleset rs;
     cfg_from("outliers * window 20 k 2.5 mode divert\n", &rs);
-    struct cep_outliers *a = cep_outliers_new(&rs.agg.outliers), *b = cep_outliers_new(&rs.agg.outliers);
+    struct cep_outliers *a = cep_outliers_new(&rs.agg.outliers);
+    struct cep_outliers *b = cep_outliers_new(&rs.agg.outliers);
     struct fhash *h = calloc(1, sizeof(*h));
     unsigned seed = 3;
     int verdicts = 0;

@@ -193,10 +193,10 @@ END_TEST
 
 /* The widely reproduced 14-period RSI example (StockCharts ChartSchool, "Relative Strength Index
  * (RSI)", spreadsheet cs-rsi.xls, after Wilder, New Concepts in Technical Trading Systems,
- * 1978): 31 of its 33 closes; the first RSI, at the 15th close, is 70.53 (average gain 0.24, average loss
- * 0.10, RS 2.39), then 66.32, 66.55, ... The published values are rounded to two decimals ; the
- * table's last two rows (closes 42.66 and 43.13) are left out: the copies we have differ in
- * their last digits. */
+ * 1978): 31 of its 33 closes. The first RSI, at the 15th close, is 70.53 (average gain 0.24,
+ * average loss 0.10, RS 2.39), then 66.32, 66.55, ...; the published values are rounded to two
+ * decimals. The table's last two rows (closes 42.66 and 43.13) are left out: the copies we have
+ * differ in their last digits. */
 START_TEST(wilder_rsi_published_example)
 {
     static const double closes[] = {
@@ -219,8 +219,8 @@ START_TEST(wilder_rsi_published_example)
             ck_assert_double_eq_tol(s.al, 0.10, 0.005);
         }
         if (has)
-            ck_assert_msg(fabs(v - rsi[i - 14]) <= 0.005 + 1e-9, "close %d: RSI %.4f, published %.2f",
-                          i + 1, v, rsi[i - 14]);
+            ck_assert_msg(fabs(v - rsi[i - 14]) <= 0.005 + 1e-9,
+                          "close %d: RSI %.4f, published %.2f", i + 1, v, rsi[i - 14]);
     }
 }
 END_TEST
