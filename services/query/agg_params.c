@@ -8,7 +8,6 @@
 #include "astro/agg.h"
 #include "query.h"
 
-#define VALUE_MAX 1024 /* decoded bytes of one value: 24 names of 32 bytes and commas */
 
 _Static_assert(QRY_AGG_NAMES_MAX == ASTRO_AGG_IND_MAX, "names bound follows the contract");
 _Static_assert(QRY_AGG_NAME_MAX == ASTRO_AGG_IND_NAME_MAX, "name length follows the contract");
@@ -136,42 +135,22 @@ apply(struct qry_agg_filter *f, const char *name, const char *v, struct qry_erro
     return parse_names(f, v, e);
 }
 
-struct agg_param {
-    const char *name;
-    unsigned bit;
-};
-
-static const struct agg_param agg_params[] = {
+/* The parameters of /candles and /indicators (names: indicators only). */
+static const struct qry_param_def candle_params[] = {
+    {"timeframe", 0}, {"type", QRY_A_TYPE}, {"start_time", QRY_A_START},
+    {"end_time", QRY_A_END}, {"limit", 0}, {NULL, 0}};
+static const struct qry_param_def indicator_params[] = {
     {"timeframe", 0}, {"type", QRY_A_TYPE}, {"start_time", QRY_A_START},
     {"end_time", QRY_A_END}, {"limit", 0}, {"names", QRY_A_NAMES}, {NULL, 0}};
 
-/* One "name=value" item. seen tracks repeats by index in agg_params. */
+/* qry_param_fn: apply() into the filter. */
 static int
-parse_item(enum qry_agg_endpoint ep, const char *item, size_t n, unsigned *seen,
-           struct qry_agg_filter *f, struct qry_error *e)
+on_param(void *arg, const struct qry_param_def *def, const char *value, struct qry_error *e)
 {
-    char name[40], value[VALUE_MAX + 1], why[200];
-    const char *eq = memchr(item, '=', n);
-    size_t nlen = eq != NULL ? (size_t)(eq - item) : n;
-    if (qry_url_decode(item, nlen, name, sizeof(name), why, sizeof(why)) != ASTRO_OK)
-        return qry_error_set(e, "(name)", "a parameter name %s", why);
-    size_t i = 0;
-    while (agg_params[i].name != NULL && strcmp(agg_params[i].name, name) != 0)
-        i++;
-    if (agg_params[i].name == NULL ||
-        (agg_params[i].bit == QRY_A_NAMES && ep != QRY_EP_INDICATORS))
-        return qry_error_set(e, name, "unknown parameter");
-    if (*seen & (1u << i))
-        return qry_error_set(e, name, "given more than once");
-    *seen |= 1u << i;
-    if (eq == NULL || eq + 1 == item + n)
-        return qry_error_set(e, name, "needs a value");
-    if (qry_url_decode(eq + 1, n - nlen - 1, value, sizeof(value), why, sizeof(why)) !=
-        ASTRO_OK)
-        return qry_error_set(e, name, "%s", why);
-    if (apply(f, name, value, e) != ASTRO_OK)
+    struct qry_agg_filter *f = arg;
+    if (apply(f, def->name, value, e) != ASTRO_OK)
         return ASTRO_ERR;
-    f->present |= agg_params[i].bit;
+    f->present |= def->bit;
     return ASTRO_OK;
 }
 
@@ -179,27 +158,15 @@ int
 qry_agg_params_parse(enum qry_agg_endpoint ep, const char *qs, struct qry_agg_filter *f,
                      struct qry_error *e)
 {
-    unsigned seen = 0;
     memset(f, 0, sizeof(*f));
     memset(e, 0, sizeof(*e));
     f->limit = QRY_LIMIT_DEFAULT;
     snprintf(f->tf, sizeof(f->tf), "%s", QRY_AGG_TF_DEFAULT);
     if (astro_tf_parse(f->tf, strlen(f->tf), &f->tf_us, e->msg, sizeof(e->msg)) != ASTRO_OK)
         return qry_error_set(e, "timeframe", "default timeframe refused");
-    if (qs == NULL)
-        qs = "";
-    size_t len = strlen(qs);
-    if (len > QRY_QUERY_MAX)
-        return qry_error_set(e, "(query)", "query string longer than %d bytes", QRY_QUERY_MAX);
-    for (const char *p = qs, *end = qs + len; p < end;) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        size_t n = amp != NULL ? (size_t)(amp - p) : (size_t)(end - p);
-        if (n == 0 || (amp != NULL && amp + 1 == end))
-            return qry_error_set(e, "(query)", "empty parameter (stray '&')");
-        if (parse_item(ep, p, n, &seen, f, e) != ASTRO_OK)
-            return ASTRO_ERR;
-        p += n + (amp != NULL);
-    }
+    if (qry_query_walk(qs, ep == QRY_EP_INDICATORS ? indicator_params : candle_params,
+                       on_param, f, e) != ASTRO_OK)
+        return ASTRO_ERR;
     if ((f->present & QRY_A_START) && (f->present & QRY_A_END) && f->end_us <= f->start_us)
         return qry_error_set(e, "end_time", "must be after start_time");
     return ASTRO_OK;

@@ -12,7 +12,6 @@
 #include "astro/utf8.h"
 #include "query.h"
 
-#define VALUE_MAX 512 /* decoded bytes of one value */
 
 static int
 hexval(char c)
@@ -72,24 +71,19 @@ qry_parse_time(const char *s, int64_t *us, char *err, size_t errlen)
 }
 
 /* The parameters of each endpoint, with the filter bit they set. */
-struct param_def {
-    const char *name;
-    unsigned bit;
-};
-
-static const struct param_def mono_params[] = {
+static const struct qry_param_def mono_params[] = {
     {"start_time", QRY_F_START}, {"end_time", QRY_F_END}, {"source_stream", QRY_F_SOURCE},
     {"event_type", QRY_F_TYPE},  {"key", QRY_F_KEY},      {"cursor", QRY_F_CURSOR},
     {"limit", 0},                {"offset", 0},           {NULL, 0}};
-static const struct param_def multi_params[] = {
+static const struct qry_param_def multi_params[] = {
     {"start_time", QRY_F_START}, {"end_time", QRY_F_END}, {"correlation_rule", QRY_F_RULE},
     {"min_confidence", QRY_F_CONF}, {"key", QRY_F_KEY}, {"cursor", QRY_F_CURSOR},
     {"limit", 0}, {"offset", 0}, {NULL, 0}};
-static const struct param_def stats_params[] = {
+static const struct qry_param_def stats_params[] = {
     {"start_time", QRY_F_START}, {"end_time", QRY_F_END}, {NULL, 0}};
-static const struct param_def no_params[] = {{NULL, 0}};
+static const struct qry_param_def no_params[] = {{NULL, 0}};
 
-static const struct param_def *
+static const struct qry_param_def *
 params_of(enum qry_endpoint ep)
 {
     switch (ep) {
@@ -178,10 +172,10 @@ apply(struct qry_filter *f, const char *name, const char *v, char *err, size_t e
 
 /* One "name=value" item of the query string. seen tracks repeats by index in defs. */
 static int
-parse_item(const struct param_def *defs, const char *item, size_t n, unsigned *seen,
-           struct qry_filter *f, struct qry_error *e)
+walk_item(const struct qry_param_def *defs, const char *item, size_t n, unsigned *seen,
+          qry_param_fn fn, void *arg, struct qry_error *e)
 {
-    char name[40], value[VALUE_MAX + 1], why[200];
+    char name[40], value[QRY_VALUE_MAX + 1], why[200];
     const char *eq = memchr(item, '=', n);
     size_t nlen = eq != NULL ? (size_t)(eq - item) : n;
     if (qry_url_decode(item, nlen, name, sizeof(name), why, sizeof(why)) != ASTRO_OK)
@@ -190,17 +184,48 @@ parse_item(const struct param_def *defs, const char *item, size_t n, unsigned *s
     while (defs[i].name != NULL && strcmp(defs[i].name, name) != 0)
         i++;
     if (defs[i].name == NULL)
-        return qry_error_set(e, name, "unknown parameter%s", "");
+        return qry_error_set(e, name, "unknown parameter");
     if (*seen & (1u << i))
-        return qry_error_set(e, name, "given more than once%s", "");
+        return qry_error_set(e, name, "given more than once");
     *seen |= 1u << i;
     if (eq == NULL || eq + 1 == item + n)
-        return qry_error_set(e, name, "needs a value%s", "");
+        return qry_error_set(e, name, "needs a value");
     if (qry_url_decode(eq + 1, n - nlen - 1, value, sizeof(value), why, sizeof(why)) != ASTRO_OK)
         return qry_error_set(e, name, "%s", why);
-    if (apply(f, name, value, why, sizeof(why)) != ASTRO_OK)
-        return qry_error_set(e, name, "%s", why);
-    f->present |= defs[i].bit;
+    return fn(arg, &defs[i], value, e);
+}
+
+int
+qry_query_walk(const char *qs, const struct qry_param_def *defs, qry_param_fn fn, void *arg,
+               struct qry_error *e)
+{
+    unsigned seen = 0;
+    if (qs == NULL)
+        return ASTRO_OK;
+    size_t len = strlen(qs);
+    if (len > QRY_QUERY_MAX)
+        return qry_error_set(e, "(query)", "query string longer than %d bytes", QRY_QUERY_MAX);
+    for (const char *p = qs, *end = qs + len; p < end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        size_t n = amp != NULL ? (size_t)(amp - p) : (size_t)(end - p);
+        if (n == 0 || (amp != NULL && amp + 1 == end))
+            return qry_error_set(e, "(query)", "empty parameter (stray '&')");
+        if (walk_item(defs, p, n, &seen, fn, arg, e) != ASTRO_OK)
+            return ASTRO_ERR;
+        p += n + (amp != NULL);
+    }
+    return ASTRO_OK;
+}
+
+/* qry_param_fn of the event endpoints: apply() into the filter, its reason into e. */
+static int
+on_param(void *arg, const struct qry_param_def *def, const char *value, struct qry_error *e)
+{
+    struct qry_filter *f = arg;
+    char why[200];
+    if (apply(f, def->name, value, why, sizeof(why)) != ASTRO_OK)
+        return qry_error_set(e, def->name, "%s", why);
+    f->present |= def->bit;
     return ASTRO_OK;
 }
 
@@ -209,9 +234,9 @@ static int
 check_combined(struct qry_filter *f, struct qry_error *e)
 {
     if ((f->present & QRY_F_START) && (f->present & QRY_F_END) && f->end_us <= f->start_us)
-        return qry_error_set(e, "end_time", "must be after start_time%s", "");
+        return qry_error_set(e, "end_time", "must be after start_time");
     if ((f->present & QRY_F_CURSOR) && f->offset != 0)
-        return qry_error_set(e, "offset", "cannot be combined with cursor%s", "");
+        return qry_error_set(e, "offset", "cannot be combined with cursor");
     return ASTRO_OK;
 }
 
@@ -219,27 +244,10 @@ int
 qry_params_parse(enum qry_endpoint ep, const char *qs, struct qry_filter *f,
                  struct qry_error *e)
 {
-    const struct param_def *defs = params_of(ep);
-    unsigned seen = 0;
     memset(f, 0, sizeof(*f));
     memset(e, 0, sizeof(*e));
     f->limit = QRY_LIMIT_DEFAULT;
-    if (qs == NULL)
-        return ASTRO_OK;
-    size_t len = strlen(qs);
-    if (len > QRY_QUERY_MAX)
-        return qry_error_set(e, "(query)", "query string longer than %s bytes", "4096");
-    const char *p = qs, *end = qs + len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        size_t n = amp != NULL ? (size_t)(amp - p) : (size_t)(end - p);
-        if (n == 0)
-            return qry_error_set(e, "(query)", "empty parameter (stray '&')%s", "");
-        if (parse_item(defs, p, n, &seen, f, e) != ASTRO_OK)
-            return ASTRO_ERR;
-        p += n + (amp != NULL);
-        if (amp != NULL && p == end)
-            return qry_error_set(e, "(query)", "empty parameter (stray '&')%s", "");
-    }
+    if (qry_query_walk(qs, params_of(ep), on_param, f, e) != ASTRO_OK)
+        return ASTRO_ERR;
     return check_combined(f, e);
 }

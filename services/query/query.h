@@ -45,6 +45,7 @@ enum qry_kind { QRY_MONO, QRY_MULTI };
 #define QRY_LIMIT_MAX 1000
 #define QRY_OFFSET_MAX 100000
 #define QRY_QUERY_MAX 4096 /* bytes of a query string */
+#define QRY_VALUE_MAX 1024 /* decoded bytes of one value (24 indicator names and commas) */
 
 /* Which filters are present; also selects the prepared statement. */
 enum {
@@ -79,6 +80,24 @@ struct qry_error {
 
 /* Fills e (param, then the printf-style message) and returns ASTRO_ERR (params.c). */
 int qry_error_set(struct qry_error *e, const char *param, const char *fmt, ...) ASTRO_PRINTF(3, 4);
+
+/* A parameter an endpoint takes, and the filter bit it sets (0: none). */
+struct qry_param_def {
+    const char *name;
+    unsigned bit;
+};
+
+/* Called for each parameter with its definition and percent-decoded value; fills e and returns
+ * ASTRO_ERR to refuse it. */
+typedef int (*qry_param_fn)(void *arg, const struct qry_param_def *def, const char *value,
+                            struct qry_error *e);
+
+/* Walks the raw query string qs (NULL = empty) of an endpoint taking defs ({NULL, 0}-ended):
+ * splits it on '&', percent-decodes names and values and calls fn for each parameter. Refused
+ * with the parameter in e: a string over QRY_QUERY_MAX bytes, an empty item (stray '&'), a name
+ * not in defs, a repeat, a missing value, bad percent-encoding or UTF-8 (params.c). */
+int qry_query_walk(const char *qs, const struct qry_param_def *defs, qry_param_fn fn, void *arg,
+                   struct qry_error *e) ASTRO_MUST_CHECK;
 
 /* What a query string may hold, per endpoint. */
 enum qry_endpoint { QRY_EP_MONO, QRY_EP_MULTI, QRY_EP_STATS, QRY_EP_NONE };

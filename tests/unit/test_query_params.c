@@ -116,7 +116,7 @@ START_TEST(test_huge_values)
     qs[n + 4] = '\0';
     ck_assert_int_eq(qry_params_parse(QRY_EP_MONO, qs, &f, &e), ASTRO_ERR);
     ck_assert_str_eq(e.param, "(query)");
-    qs[600] = '\0'; /* under the query bound, over the value bound */
+    qs[600] = '\0'; /* under the query bound, far over the key bound */
     ck_assert_int_eq(qry_params_parse(QRY_EP_MONO, qs, &f, &e), ASTRO_ERR);
     ck_assert_str_eq(e.param, "key");
     qs[4 + 257] = '\0'; /* one byte over the key bound */
