@@ -21,6 +21,7 @@
 #include <hiredis/hiredis.h>
 
 #include "astro/partition.h"
+#include "bench_leaflet.h"
 #include "bench_util.h"
 #include "servers.h"
 
@@ -31,19 +32,9 @@ static redisContext *rc;
 static char streams[P][32];
 
 static void
-must(redisReply *r)
-{
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "redis: %s\n", r ? r->str : rc->errstr);
-        exit(1);
-    }
-    freeReplyObject(r);
-}
-
-static void
 reset(void)
 {
-    must(redisCommand(rc, "FLUSHALL"));
+    bench_must(rc, redisCommand(rc, "FLUSHALL"));
 }
 
 /* Appends event i (pipelined; the caller reads the replies). */
@@ -91,44 +82,10 @@ feed(long rate, long seconds, long speedup)
 static bool
 drained(void)
 {
-    for (int p = 0; p < P; p++) {
-        redisReply *r = redisCommand(rc, "XINFO GROUPS %s", streams[p]);
-        bool lag = true;
-        for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
-            const redisReply *gr = r->element[g];
-            for (size_t k = 0; k + 1 < gr->elements; k += 2) {
-                if (strcmp(gr->element[k]->str, "lag") == 0)
-                    lag = gr->element[k + 1]->type != REDIS_REPLY_INTEGER ||
-                          gr->element[k + 1]->integer != 0;
-                if (strcmp(gr->element[k]->str, "pending") == 0 && gr->element[k + 1]->integer)
-                    lag = true;
-            }
-        }
-        freeReplyObject(r);
-        if (lag)
+    for (int p = 0; p < P; p++)
+        if (!bench_group_done(rc, streams[p], "leaflet"))
             return false;
-    }
     return true;
-}
-
-static pid_t
-start_worker(const char *bin, const char *rules, const char *url)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("ASTRO_REDIS_URL", url, 1);
-        setenv("ASTRO_PARTITIONS", "16", 1);
-        setenv("ASTRO_RULES_FILE", rules, 1);
-        setenv("ASTRO_HTTP_PORT", "0", 1);
-        setenv("ASTRO_HTTP_BIND", "127.0.0.1", 1);
-        setenv("ASTRO_HTTP_THREADS", "1", 1);
-        setenv("ASTRO_INSTANCE", "bench", 1);
-        setenv("ASTRO_LEAFLET_IDLE", "1h", 1);
-        setenv("ASTRO_LOG_LEVEL", getenv("BENCH_LOG") ? getenv("BENCH_LOG") : "warn", 1);
-        execl(bin, "astro-leaflet", (char *)NULL);
-        _exit(127);
-    }
-    return pid;
 }
 
 /* One run: CPU µs of the worker per event; *candles gets the entries of astro:agg. */
@@ -137,7 +94,7 @@ run(const char *bin, const char *rules, const char *url, long *candles)
 {
     reset();
     fprintf(stderr, "%.3f start %s\n", bench_now_s(), rules);
-    pid_t pid = start_worker(bin, rules, url);
+    pid_t pid = bench_leaflet_spawn(bin, rules, url, getenv("BENCH_LOG"));
     usleep(300000); /* the worker takes its leases and creates the groups */
     long n = feed(getenv("BENCH_RATE") ? atol(getenv("BENCH_RATE")) : 10000,
                   getenv("BENCH_SECONDS") ? atol(getenv("BENCH_SECONDS")) : 15,
@@ -157,16 +114,7 @@ run(const char *bin, const char *rules, const char *url, long *candles)
         *candles += r && r->type == REDIS_REPLY_INTEGER ? (long)r->integer : 0;
         freeReplyObject(r);
     }
-    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-    return cpu * 1e6 / (double)n;
-}
-
-static int
-cmpd(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+    return bench_rusage_s(&ru) * 1e6 / (double)n;
 }
 
 /* The two rules files: the default rules without their aggregate statements (the baseline),
@@ -212,12 +160,12 @@ main(int argc, char **argv)
         fprintf(stderr, "run %d: rules only %.2f µs CPU/event, with candles %.2f (%ld candles)\n",
                 r, b[r], c[r], nc);
     }
-    qsort(b, (size_t)runs, sizeof(double), cmpd);
-    qsort(c, (size_t)runs, sizeof(double), cmpd);
+
+    double bm = bench_median(b, runs), cm = bench_median(c, runs);
     printf("candles: 10000 keys x 6 timeframes, worker CPU per event, %d runs (median)\n", runs);
-    printf("  default rules only:            %.2f µs/event\n", b[runs / 2]);
+    printf("  default rules only:            %.2f µs/event\n", bm);
     printf("  + candles and 9 indicators:    %.2f µs/event  (ratio %.2f, %ld candles written)\n",
-           c[runs / 2], c[runs / 2] / b[runs / 2], nc);
+           cm, cm / bm, nc);
     unlink(plain_rules);
     unlink(candle_rules);
     redisFree(rc);

@@ -16,6 +16,7 @@
 #include <hiredis/hiredis.h>
 
 #include "astro/partition.h"
+#include "bench_leaflet.h"
 #include "bench_util.h"
 #include "servers.h"
 
@@ -23,16 +24,6 @@
 
 static redisContext *rc;
 static char streams[P][32];
-
-static void
-must(redisReply *r)
-{
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "redis: %s\n", r ? r->str : rc->errstr);
-        exit(1);
-    }
-    freeReplyObject(r);
-}
 
 static void
 load(long n)
@@ -90,7 +81,7 @@ bare(int run, long n)
     char group[32];
     snprintf(group, sizeof(group), "bare%d", run);
     for (int p = 0; p < P; p++)
-        must(redisCommand(rc, "XGROUP CREATE %s %s 0", streams[p], group));
+        bench_must(rc, redisCommand(rc, "XGROUP CREATE %s %s 0", streams[p], group));
     const char *argv[7 + 2 * P] = {"XREADGROUP", "GROUP", group, "c", "COUNT", "500"};
     int argc = 6;
     argv[argc++] = "STREAMS";
@@ -116,7 +107,7 @@ bare(int run, long n)
             ack[2] = group;
             for (size_t i = 0; i < e->elements; i++)
                 ack[3 + i] = e->element[i]->element[0]->str;
-            must(redisCommandArgv(rc, (int)(3 + e->elements), ack, NULL));
+            bench_must(rc, redisCommandArgv(rc, (int)(3 + e->elements), ack, NULL));
             free(ack);
             got += (long)e->elements;
         }
@@ -133,52 +124,23 @@ bare(int run, long n)
 static bool
 leaflet_done(void)
 {
-    for (int p = 0; p < P; p++) {
-        redisReply *r = redisCommand(rc, "XPENDING %s leaflet", streams[p]);
-        bool pending = !r || r->type != REDIS_REPLY_ARRAY || r->element[0]->integer != 0;
-        freeReplyObject(r);
-        r = redisCommand(rc, "XINFO GROUPS %s", streams[p]);
-        bool lag = true;
-        for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
-            const redisReply *gr = r->element[g];
-            if (strcmp(gr->element[1]->str, "leaflet") != 0)
-                continue;
-            for (size_t k = 0; k + 1 < gr->elements; k += 2)
-                if (strcmp(gr->element[k]->str, "lag") == 0)
-                    lag = gr->element[k + 1]->type != REDIS_REPLY_INTEGER ||
-                          gr->element[k + 1]->integer != 0;
-        }
-        freeReplyObject(r);
-        if (pending || lag)
+    for (int p = 0; p < P; p++)
+        if (!bench_group_done(rc, streams[p], "leaflet"))
             return false;
-    }
     return true;
 }
 
 static double
 leaflet(const char *bin, const char *rules, const char *url, long n)
 {
-    must(redisCommand(rc, "DEL astro:late astro:leaflet:workers"));
+    bench_must(rc, redisCommand(rc, "DEL astro:late astro:leaflet:workers"));
     for (int p = 0; p < P; p++) {
         freeReplyObject(redisCommand(rc, "XGROUP DESTROY %s leaflet", streams[p]));
-        must(redisCommand(rc, "DEL astro:multi:{%d} astro:leaflet:ckpt:{%d} astro:rebuild:{%d} "
-                              "astro:lease:{%d}", p, p, p, p));
+        bench_must(rc, redisCommand(rc, "DEL astro:multi:{%d} astro:leaflet:ckpt:{%d} "
+                                        "astro:rebuild:{%d} astro:lease:{%d}", p, p, p, p));
     }
     double t0 = bench_now_s(), r0 = redis_cpu_s();
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("ASTRO_REDIS_URL", url, 1);
-        setenv("ASTRO_PARTITIONS", "16", 1);
-        setenv("ASTRO_RULES_FILE", rules, 1);
-        setenv("ASTRO_HTTP_PORT", "0", 1);
-        setenv("ASTRO_HTTP_BIND", "127.0.0.1", 1);
-        setenv("ASTRO_HTTP_THREADS", "1", 1);
-        setenv("ASTRO_INSTANCE", "bench", 1);
-        setenv("ASTRO_LEAFLET_IDLE", "1h", 1);
-        setenv("ASTRO_LOG_LEVEL", "warn", 1);
-        execl(bin, "astro-leaflet", (char *)NULL);
-        _exit(127);
-    }
+    pid_t pid = bench_leaflet_spawn(bin, rules, url, NULL);
     while (!leaflet_done()) {
         usleep(20000);
         if (bench_now_s() - t0 > 600) {
@@ -197,16 +159,8 @@ leaflet(const char *bin, const char *rules, const char *url, long n)
     kill(pid, SIGTERM);
     struct rusage ru;
     wait4(pid, NULL, 0, &ru);
-    cpu_client = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    cpu_client = bench_rusage_s(&ru);
     return (double)n / dt;
-}
-
-static int
-cmpd(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 int
@@ -247,16 +201,14 @@ main(int argc, char **argv)
                     cpu_redis, outputs);
         }
     }
-    qsort(b, (size_t)runs, sizeof(double), cmpd);
-    qsort(l, (size_t)runs, sizeof(double), cmpd);
+
+    double bm = bench_median(b, runs), lm = bench_median(l, runs);
     printf("drain: %ld events, %d partitions, %d runs (median)\n", n, P, runs);
-    printf("  bare XREADGROUP COUNT 500 + XACK: %.0f events/s\n", b[runs / 2]);
-    printf("  astro-leaflet, default rules:      %.0f events/s  (ratio %.2f)\n", l[runs / 2],
-           l[runs / 2] / b[runs / 2]);
+    printf("  bare XREADGROUP COUNT 500 + XACK: %.0f events/s\n", bm);
+    printf("  astro-leaflet, default rules:      %.0f events/s  (ratio %.2f)\n", lm, lm / bm);
     if (other != NULL) {
-        qsort(o, (size_t)runs, sizeof(double), cmpd);
-        printf("  other astro-leaflet (%s): %.0f events/s  (ratio %.2f)\n", other, o[runs / 2],
-               o[runs / 2] / b[runs / 2]);
+        double om = bench_median(o, runs);
+        printf("  other astro-leaflet (%s): %.0f events/s  (ratio %.2f)\n", other, om, om / bm);
     }
     redisFree(rc);
     harness_server_free(srv);
