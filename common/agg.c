@@ -97,18 +97,11 @@ static cJSON *
 ind_item(const struct astro_indicator_value *iv)
 {
     cJSON *o = cJSON_CreateObject();
-    char num[ASTRO_EVENT_DOUBLE_BUF];
     if (o == NULL || !cJSON_AddStringToObject(o, "name", iv->name))
         goto fail;
-    if (iv->has_value) {
-        if (!isfinite(iv->value))
-            goto fail;
-        astro_event_format_double(iv->value, num);
-        if (!cJSON_AddRawToObject(o, "value", num))
-            goto fail;
-    } else if (!cJSON_AddNullToObject(o, "value")) {
+    if (iv->has_value ? !astro_json_add_double(o, "value", iv->value)
+                      : cJSON_AddNullToObject(o, "value") == NULL)
         goto fail;
-    }
     if (!cJSON_AddBoolToObject(o, "ready", iv->ready))
         goto fail;
     return o;
@@ -293,24 +286,6 @@ astro_candle_stream_decode(struct redisReply *const *elements, size_t n, struct 
 
 /* ---- JSON ---- */
 
-static bool
-add_num(cJSON *o, const char *name, double d)
-{
-    char num[ASTRO_EVENT_DOUBLE_BUF];
-    if (!isfinite(d))
-        return false;
-    astro_event_format_double(d, num);
-    return cJSON_AddRawToObject(o, name, num) != NULL;
-}
-
-static bool
-add_time(cJSON *o, const char *name, int64_t us)
-{
-    char buf[ASTRO_TIME_RFC3339_LEN + 1];
-    return astro_time_format(us, buf, sizeof(buf)) == ASTRO_OK &&
-           cJSON_AddStringToObject(o, name, buf) != NULL;
-}
-
 static cJSON *
 ind_object(const struct astro_candle *c)
 {
@@ -319,7 +294,7 @@ ind_object(const struct astro_candle *c)
         const struct astro_indicator_value *iv = &c->ind[i];
         cJSON *one = cJSON_AddObjectToObject(o, iv->name);
         bool ok = one != NULL &&
-                  (iv->has_value ? add_num(one, "value", iv->value)
+                  (iv->has_value ? astro_json_add_double(one, "value", iv->value)
                                  : cJSON_AddNullToObject(one, "value") != NULL) &&
                   cJSON_AddBoolToObject(one, "ready", iv->ready) != NULL;
         if (!ok) {
@@ -338,11 +313,13 @@ astro_candle_to_json(const struct astro_candle *c)
     if (o == NULL || !cJSON_AddStringToObject(o, "key", c->key ? c->key : "") ||
         !cJSON_AddStringToObject(o, "event_type", c->type) ||
         !cJSON_AddStringToObject(o, "timeframe", c->tf) ||
-        !add_time(o, "bucket_start", c->bucket_us) ||
-        !add_time(o, "bucket_end", c->bucket_us + c->tf_us) || !add_num(o, "open", c->open) ||
-        !add_num(o, "high", c->high) || !add_num(o, "low", c->low) ||
-        !add_num(o, "close", c->close) || !add_num(o, "volume", c->volume) ||
-        !cJSON_AddNumberToObject(o, "count", (double)c->count) || !add_num(o, "vwap", c->vwap) ||
+        !astro_json_add_time(o, "bucket_start", c->bucket_us) ||
+        !astro_json_add_time(o, "bucket_end", c->bucket_us + c->tf_us) ||
+        !astro_json_add_double(o, "open", c->open) || !astro_json_add_double(o, "high", c->high) ||
+        !astro_json_add_double(o, "low", c->low) || !astro_json_add_double(o, "close", c->close) ||
+        !astro_json_add_double(o, "volume", c->volume) ||
+        !cJSON_AddNumberToObject(o, "count", (double)c->count) ||
+        !astro_json_add_double(o, "vwap", c->vwap) ||
         (ind = ind_object(c)) == NULL)
         goto fail;
     cJSON_AddItemToObject(o, "indicators", ind);

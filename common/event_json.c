@@ -205,8 +205,8 @@ astro_event_parse_json(const char *buf, size_t len, const struct astro_event_lim
 
 /* cJSON prints numbers with a tolerance (0.1 + 0.2 comes out as 0.3) and drops the sign of -0,
  * so doubles are added as raw text that reads back bit-identical. */
-static bool
-add_double(cJSON *o, const char *name, double d)
+bool
+astro_json_add_double(cJSON *o, const char *name, double d)
 {
     char buf[ASTRO_EVENT_DOUBLE_BUF];
     if (!isfinite(d))
@@ -215,8 +215,8 @@ add_double(cJSON *o, const char *name, double d)
     return cJSON_AddRawToObject(o, name, buf) != NULL;
 }
 
-static bool
-add_time(cJSON *o, const char *name, int64_t us)
+bool
+astro_json_add_time(cJSON *o, const char *name, int64_t us)
 {
     char ts[ASTRO_TIME_RFC3339_LEN + 1];
     return astro_time_format(us, ts, sizeof(ts)) == ASTRO_OK &&
@@ -230,7 +230,8 @@ lineage_item_json(const struct astro_lineage_item *li)
     if (o == NULL || !cJSON_AddStringToObject(o, "event_id", li->id) ||
         !cJSON_AddStringToObject(o, "source_stream", li->stream) ||
         !cJSON_AddStringToObject(o, "event_type", li->type) ||
-        !add_time(o, "timestamp", li->ts_us) || !add_double(o, "value", li->value)) {
+        !astro_json_add_time(o, "timestamp", li->ts_us) ||
+        !astro_json_add_double(o, "value", li->value)) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -241,8 +242,8 @@ static bool
 add_multi(cJSON *o, const struct astro_event *ev)
 {
     if (!cJSON_AddStringToObject(o, "correlation_rule", ev->rule ? ev->rule : "") ||
-        !add_double(o, "integrated_value", ev->integrated_value) ||
-        !add_double(o, "confidence", ev->confidence))
+        !astro_json_add_double(o, "integrated_value", ev->integrated_value) ||
+        !astro_json_add_double(o, "confidence", ev->confidence))
         return false;
     cJSON *ids = cJSON_AddArrayToObject(o, "source_events");
     cJSON *lin = cJSON_AddArrayToObject(o, "lineage");
@@ -267,11 +268,11 @@ astro_event_to_json(const struct astro_event *ev)
 {
     cJSON *o = cJSON_CreateObject();
     if (o == NULL || !cJSON_AddStringToObject(o, "event_id", ev->id) ||
-        !add_time(o, "timestamp", ev->ts_us) ||
+        !astro_json_add_time(o, "timestamp", ev->ts_us) ||
         !cJSON_AddStringToObject(o, "source_stream", ev->src ? ev->src : "") ||
         !cJSON_AddStringToObject(o, "key", ev->key ? ev->key : "") ||
         !cJSON_AddStringToObject(o, "event_type", ev->type ? ev->type : "") ||
-        !add_double(o, "value", ev->value))
+        !astro_json_add_double(o, "value", ev->value))
         goto fail;
     if (ev->meta_json != NULL && !cJSON_AddRawToObject(o, "metadata", ev->meta_json))
         goto fail;

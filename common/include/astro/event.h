@@ -123,6 +123,13 @@ int astro_event_parse_json(const char *buf, size_t len, const struct astro_event
                            int64_t now_us, struct astro_event *ev, char *err,
                            size_t errlen) ASTRO_MUST_CHECK;
 
+/* Adds name: d to o as the shortest text that reads back bit-identical (cJSON prints with a
+ * tolerance and drops -0); false if d is not finite or on allocation failure. */
+bool astro_json_add_double(cJSON *o, const char *name, double d);
+/* Adds name: "YYYY-MM-DDTHH:MM:SS.ffffffZ"; false if us is out of range or on allocation
+ * failure. */
+bool astro_json_add_time(cJSON *o, const char *name, int64_t us);
+
 /* Returns a new JSON object (free with cJSON_Delete) with the wire field names, or NULL on
  * allocation failure. ev is borrowed; its meta_json must be a JSON object text. */
 cJSON *astro_event_to_json(const struct astro_event *ev) ASTRO_MUST_CHECK;
