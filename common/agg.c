@@ -110,8 +110,8 @@ fail:
     return NULL;
 }
 
-static char *
-ind_text(const struct astro_candle *c)
+char *
+astro_candle_indicators_json(const struct astro_candle *c)
 {
     cJSON *arr = cJSON_CreateArray();
     char *out = NULL;
@@ -140,7 +140,7 @@ astro_candle_stream_encode(const struct astro_candle *c, struct astro_stream_fie
     snprintf(f->numbuf[0], sizeof(f->numbuf[0]), "%lld", (long long)c->bucket_us);
     snprintf(f->numbuf[1], sizeof(f->numbuf[1]), "%lld", (long long)c->count);
     free(f->heap[0]);
-    if ((f->heap[0] = ind_text(c)) == NULL)
+    if ((f->heap[0] = astro_candle_indicators_json(c)) == NULL)
         return ASTRO_ERR;
     if (push_afield(f, A_KIND, "candle") != ASTRO_OK || push_afield(f, A_KEY, c->key) != ASTRO_OK ||
         push_afield(f, A_TYPE, c->type) != ASTRO_OK || push_afield(f, A_TF, c->tf) != ASTRO_OK ||

@@ -12,19 +12,6 @@
 
 #include "archiver.h"
 
-/* A name twice in one candle would make the indicators upsert touch one row twice, which
- * PostgreSQL refuses with a non-data error (21000) that no retry cures: undecodable instead. */
-static int
-check_names(const struct astro_candle *cd, char *err, size_t errlen)
-{
-    for (size_t i = 0; i < cd->n_ind; i++)
-        for (size_t j = i + 1; j < cd->n_ind; j++)
-            if (strcmp(cd->ind[i].name, cd->ind[j].name) == 0)
-                return astro_fail(err, errlen, "agg field ind: indicator \"%s\" appears twice",
-                                  cd->ind[i].name);
-    return ASTRO_OK;
-}
-
 int
 arc_candle_decode(const redisReply *fields, struct astro_candle **out, char *err, size_t errlen)
 {
@@ -32,9 +19,10 @@ arc_candle_decode(const redisReply *fields, struct astro_candle **out, char *err
     *out = NULL;
     if (cd == NULL)
         return astro_fail(err, errlen, "agg entry: out of memory");
+    /* The codec refuses an indicator named twice, which the indicators upsert could never
+     * store (PostgreSQL's 21000, no retry cures it): such an entry is undecodable, dead. */
     if (astro_candle_stream_decode(fields->element, fields->elements, cd, err, errlen) !=
-            ASTRO_OK ||
-        check_names(cd, err, errlen) != ASTRO_OK) {
+        ASTRO_OK) {
         astro_candle_cleanup(cd);
         free(cd);
         return ASTRO_ERR;
@@ -44,8 +32,9 @@ arc_candle_decode(const redisReply *fields, struct astro_candle **out, char *err
 }
 
 /* $1 key, $2 event_type, $3 interval (the label as written), $4 bucket start (epoch µs),
- * $5..$11 open high low close volume trades vwap, $12 the indicators with a value as a JSON
- * array of {name, value, ready}. An upsert that would change nothing updates nothing, so the
+ * $5..$11 open high low close volume trades vwap, $12 the indicators as the codec writes them
+ * (astro_candle_indicators_json: [{name, value|null, ready}]; those without a value are not
+ * stored). An upsert that would change nothing updates nothing, so the
  * counts returned are the rows inserted or changed (a leaflet that re-emits a corrected candle
  * after a rebuild wins; an identical redelivery counts as a duplicate). */
 static const char CANDLE_SQL[] =
@@ -65,42 +54,13 @@ static const char CANDLE_SQL[] =
     " ind AS (INSERT INTO indicators (key, event_type, name, \"interval\", ts, value, ready)"
     "  SELECT $1, $2, i.name, $3, b.ts, i.value, i.ready FROM b,"
     "  jsonb_to_recordset($12::jsonb) AS i(name text, value float8, ready boolean)"
-    "  ORDER BY i.name"
+    "  WHERE i.value IS NOT NULL ORDER BY i.name"
     "  ON CONFLICT (key, event_type, name, \"interval\", ts) DO UPDATE SET"
     "  value = excluded.value, ready = excluded.ready"
     "  WHERE (indicators.value, indicators.ready) IS DISTINCT FROM"
     "  (excluded.value, excluded.ready)"
     "  RETURNING 1)"
     " SELECT (SELECT count(*) FROM cand), (SELECT count(*) FROM ind)";
-
-/* The indicators that have a value, as [{"name","value","ready"}], values in the event codec's
- * shortest round-trip form (cJSON's own number printing may round to 15 digits). Returns a new
- * string (cJSON_free()) or NULL; *n gets how many. */
-static char *
-indicators_json(const struct astro_candle *cd, uint64_t *n)
-{
-    cJSON *arr = cJSON_CreateArray();
-    *n = 0;
-    for (size_t i = 0; arr != NULL && i < cd->n_ind; i++) {
-        const struct astro_indicator_value *iv = &cd->ind[i];
-        if (!iv->has_value)
-            continue; /* not computable yet: nothing to store */
-        char num[ASTRO_EVENT_DOUBLE_BUF];
-        astro_event_format_double(iv->value, num);
-        cJSON *o = cJSON_CreateObject();
-        if (o == NULL || !cJSON_AddItemToArray(arr, o) ||
-            !cJSON_AddStringToObject(o, "name", iv->name) ||
-            !cJSON_AddRawToObject(o, "value", num) ||
-            !cJSON_AddBoolToObject(o, "ready", iv->ready)) {
-            cJSON_Delete(arr);
-            return NULL;
-        }
-        (*n)++;
-    }
-    char *s = arr != NULL ? cJSON_PrintUnformatted(arr) : NULL;
-    cJSON_Delete(arr);
-    return s;
-}
 
 int
 arc_candle_write(struct astro_pg *pg, const struct astro_candle *cd, struct arc_store_counts *c,
@@ -112,8 +72,10 @@ arc_candle_write(struct astro_pg *pg, const struct astro_candle *cd, struct arc_
         astro_event_format_double(v[i], num[i]);
     snprintf(bucket, sizeof(bucket), "%lld", (long long)cd->bucket_us);
     snprintf(trades, sizeof(trades), "%lld", (long long)cd->count);
-    uint64_t nind;
-    char *ind = indicators_json(cd, &nind);
+    uint64_t nind = 0;
+    for (size_t i = 0; i < cd->n_ind; i++)
+        nind += cd->ind[i].has_value;
+    char *ind = astro_candle_indicators_json(cd);
     if (ind == NULL)
         return astro_fail(err, errlen, "indicators: out of memory");
     const char *params[] = {cd->key, cd->type, cd->tf, bucket, num[0], num[1], num[2],

@@ -125,7 +125,7 @@ poison(void)
                             "b", "0", "o", "1", "h", "1", "l", "1", "c", "1", "v", "0",
                             "n", "1", "vwap", "1", "ind", "[]"};
     arc_xadd_raw(&env, "astro:agg:{0}", 26, bad_tf);
-    /* Decodable, but one indicator twice: PostgreSQL could never store it. */
+    /* One indicator twice: the codec refuses it (PostgreSQL could never store it). */
     const char *twice[] = {"kind", "candle", "key", "BTC", "type", "trade", "tf", "1m",
                            "b", "0", "o", "1", "h", "1", "l", "1", "c", "1", "v", "0",
                            "n", "1", "vwap", "1", "ind",

@@ -78,6 +78,11 @@ int astro_candle_stream_encode(const struct astro_candle *c,
 int astro_candle_stream_decode(struct redisReply *const *elements, size_t n,
                                struct astro_candle *c, char *err, size_t errlen) ASTRO_MUST_CHECK;
 
+/* The `ind` field's text: [{"name":..,"value":number|null,"ready":bool},...], values as the
+ * event codec writes doubles. Returns a new string (cJSON_free()) or NULL on allocation failure
+ * or a non-finite value. */
+char *astro_candle_indicators_json(const struct astro_candle *c) ASTRO_MUST_CHECK;
+
 /* A new JSON object (free with cJSON_Delete), NULL on allocation failure or a time out of range:
  * {"key","event_type","timeframe","bucket_start","bucket_end","open","high","low","close",
  *  "volume","count","vwap","indicators":{"<name>":{"value":number|null,"ready":bool},...}} */
