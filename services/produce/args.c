@@ -32,7 +32,8 @@ prd_usage(FILE *f)
           "  --quiet            only the summary line\n"
           "  --help             this text\n"
           "\n"
-          "Event i of seed S has the id uuid5(" ASTRO_UUID_NAMESPACE ", \"produce:S:i\").\n",
+          "Event i of pattern P and seed S has the id uuid5(" ASTRO_UUID_NAMESPACE
+          ", \"produce:P:S:i\").\n",
           f);
 }
 

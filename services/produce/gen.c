@@ -9,6 +9,9 @@
 #include "produce.h"
 
 static const char *const srcs[] = {"axon_1", "axon_2", "axon_3"};
+/* The --pattern names, by enum prd_pattern: part of each event id, so two patterns never send
+ * the same ids. */
+static const char *const pattern_names[] = {"demo", "abc-pairs", "trades"};
 static const char *const types[] = {"A", "B", "C"};
 
 /* splitmix64: a well-mixed 64-bit value per (seed, i, lane) without any state between calls. */
@@ -79,8 +82,8 @@ prd_gen_event(const struct prd_gen *g, uint64_t i, struct prd_event *ev)
     char name[64];
     struct astro_uuid u;
     memset(ev, 0, sizeof(*ev));
-    int n = snprintf(name, sizeof(name), "produce:%llu:%llu", (unsigned long long)g->seed,
-                     (unsigned long long)i);
+    int n = snprintf(name, sizeof(name), "produce:%s:%llu:%llu", pattern_names[g->pattern],
+                     (unsigned long long)g->seed, (unsigned long long)i);
     if (astro_uuid_v5(&g->ns, name, (size_t)n, &u) != ASTRO_OK)
         return ASTRO_ERR;
     astro_uuid_format(&u, ev->id);

@@ -3,9 +3,9 @@
  * A client like any other: it speaks ingest's WebSocket protocol (/stream, first-message auth,
  * `events`, `features` and `raw` messages with a `seq`, acks) over a small blocking WebSocket
  * client of its own (ws_client.c, run.c), or POST /events over a small HTTP client
- * (http_client.c, run_http.c). Runs are reproducible: event i of seed S has the id
- * uuid5(ASTRO_UUID_NAMESPACE, "produce:<S>:<i>") and its value, key and type depend only on
- * (pattern, S, i), so the same flags send the same events (timestamps are the send time). */
+ * (http_client.c, run_http.c). Runs are reproducible: event i of pattern P and seed S has the
+ * id uuid5(ASTRO_UUID_NAMESPACE, "produce:<P>:<S>:<i>") and its value, key and type depend only
+ * on (P, S, i), so the same flags send the same events (timestamps are the send time). */
 #ifndef PRODUCE_H
 #define PRODUCE_H
 

@@ -3,7 +3,7 @@
 
   e2e_helper.py expect SEED KEYS OUT_MONO OUT_MULTI
       the ids astro-produce --pattern abc-pairs --seed SEED --keys KEYS --count 3*KEYS sends
-      (documented: uuid5(NS, "produce:SEED:i")) and the multi-originated ids the default rules
+      (documented: uuid5(NS, "produce:abc-pairs:SEED:i")) and the multi-originated ids the default rules
       must derive from them (documented: uuid5(NS, rule + "\n" + "\n".join(sorted(ids)))).
   e2e_helper.py listen URL READY_FILE EXPECT_FILE SECONDS OUT_FILE
       a raw WebSocket client: connects, waits for {"type":"subscribed"}, touches READY_FILE,
@@ -17,7 +17,7 @@ RULES = [("type_A_and_B_within_window", 2), ("type_A_B_C_convergence", 3)]
 
 
 def expect(seed, keys, out_mono, out_multi):
-    ids = [str(uuid.uuid5(NS, "produce:%d:%d" % (seed, i))) for i in range(3 * keys)]
+    ids = [str(uuid.uuid5(NS, "produce:abc-pairs:%d:%d" % (seed, i))) for i in range(3 * keys)]
     with open(out_mono, "w") as f:
         for i, eid in enumerate(ids):
             f.write("%s %s user_%d %s\n" % (eid, ("axon_1", "axon_2", "axon_3")[i % 3], i // 3,

@@ -123,10 +123,10 @@ n=$(psql_q "SELECT count(*) FROM mono_events WHERE event_id::text IN ($(in_list 
 [ "$n" = $((3 * KEYS)) ] && ok "PostgreSQL holds the $n mono events" || bad "mono_events: $n rows"
 
 # Candles: trades through ingest -> leaflet (1s candles) -> archiver -> PostgreSQL -> query API.
-# (Another seed: event i of a seed has the same id whatever the pattern.)
+# The same seed as the abc-pairs run: the pattern is part of each id, so none is a duplicate.
 NTRADES=600
 out=$(timeout 60 "$BIN/services/produce/astro-produce" --url "ws://127.0.0.1:$P_INGEST/stream" \
-      --api-key "$KEY" --pattern trades --keys 3 --count $NTRADES --rate 200 --seed $((SEED + 1)) \
+      --api-key "$KEY" --pattern trades --keys 3 --count $NTRADES --rate 200 --seed "$SEED" \
       --quiet 2>&1)
 rc=$?
 [ $rc -eq 0 ] && grep -q "acked $NTRADES (duplicates 0), refused 0" <<<"$out" &&

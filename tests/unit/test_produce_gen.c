@@ -88,29 +88,32 @@ START_TEST(missing_key_is_refused)
 }
 END_TEST
 
-/* The documented id: uuid5(namespace, "produce:<seed>:<i>"), computed here independently by
- * Python's uuid.uuid5(uuid.UUID("94b66057-..."), "produce:7:0"). */
+/* The documented id: uuid5(namespace, "produce:<pattern>:<seed>:<i>"), computed here
+ * independently by Python's uuid.uuid5(uuid.UUID("94b66057-..."), "produce:abc-pairs:7:0"). */
 START_TEST(ids_are_the_documented_uuid5)
 {
     struct prd_gen g;
     struct prd_event ev;
     ck_assert_int_eq(prd_gen_init(&g, PRD_ABC_PAIRS, 7, 3), ASTRO_OK);
     ck_assert_int_eq(prd_gen_event(&g, 0, &ev), ASTRO_OK);
-    ck_assert_str_eq(ev.id, "2e34888d-aa31-523c-95e8-7162c89a193e");
+    ck_assert_str_eq(ev.id, "5a5de473-17cf-5cf1-80ed-4d52c7786f95");
 }
 END_TEST
 
 START_TEST(same_seed_same_events_other_seed_other_ids)
 {
-    struct prd_gen a, b, c;
+    struct prd_gen a, b, c, d;
     ck_assert_int_eq(prd_gen_init(&a, PRD_DEMO, 5, 10), ASTRO_OK);
     ck_assert_int_eq(prd_gen_init(&b, PRD_DEMO, 5, 10), ASTRO_OK);
     ck_assert_int_eq(prd_gen_init(&c, PRD_DEMO, 6, 10), ASTRO_OK);
+    ck_assert_int_eq(prd_gen_init(&d, PRD_TRADES, 5, 10), ASTRO_OK);
     for (uint64_t i = 0; i < 200; i++) {
-        struct prd_event x, y, z;
+        struct prd_event x, y, z, w;
         ck_assert_int_eq(prd_gen_event(&a, i, &x), ASTRO_OK);
         ck_assert_int_eq(prd_gen_event(&b, i, &y), ASTRO_OK);
         ck_assert_int_eq(prd_gen_event(&c, i, &z), ASTRO_OK);
+        ck_assert_int_eq(prd_gen_event(&d, i, &w), ASTRO_OK);
+        ck_assert_str_ne(x.id, w.id); /* another pattern, same seed: other ids */
         ck_assert_str_eq(x.id, y.id);
         ck_assert_str_eq(x.key, y.key);
         ck_assert_str_eq(x.type, y.type);
