@@ -153,11 +153,13 @@ is_io_error(const redisContext *c)
     return c->err == REDIS_ERR_IO || c->err == REDIS_ERR_EOF;
 }
 
-redisReply *
-astro_redis_command(struct astro_redis *r, int argc, const char **argv, const size_t *argvlen,
-                    char *err, size_t errlen)
+/* Sends the command at most `passes` times: each pass reconnects first if the connection is
+ * down, and an I/O error drops the connection and moves on to the next pass. */
+static redisReply *
+command_passes(struct astro_redis *r, int passes, int argc, const char **argv,
+               const size_t *argvlen, char *err, size_t errlen)
 {
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < passes; pass++) {
         if (r->c == NULL && reconnect(r, err, errlen) != ASTRO_OK)
             return NULL;
         redisReply *rep = redisCommandArgv(r->c, argc, argv, argvlen);
@@ -173,6 +175,20 @@ astro_redis_command(struct astro_redis *r, int argc, const char **argv, const si
             return NULL;
     }
     return NULL;
+}
+
+redisReply *
+astro_redis_command(struct astro_redis *r, int argc, const char **argv, const size_t *argvlen,
+                    char *err, size_t errlen)
+{
+    return command_passes(r, 2, argc, argv, argvlen, err, errlen);
+}
+
+redisReply *
+astro_redis_command_once(struct astro_redis *r, int argc, const char **argv,
+                         const size_t *argvlen, char *err, size_t errlen)
+{
+    return command_passes(r, 1, argc, argv, argvlen, err, errlen);
 }
 
 void

@@ -67,16 +67,20 @@ enum { ARC_INDICATORS = ARC_KINDS, ARC_TABLES };
 #define ARC_LATE_STREAM "astro:late"
 #define ARC_SIDE_FIELDS 8
 
+/* A stream entry id "ms-seq" as numbers, for comparisons and MINID arithmetic. */
+struct arc_id {
+    uint64_t ms, seq;
+};
+
 struct arc_stream {
     char key[ARC_STREAM_KEY_MAX];
     enum arc_kind kind;
     uint32_t partition;
     char claim_cursor[ARC_ENTRY_ID_MAX]; /* XAUTOCLAIM continuation */
-};
-
-/* A stream entry id "ms-seq" as numbers, for comparisons and MINID arithmetic. */
-struct arc_id {
-    uint64_t ms, seq;
+    /* The highest entry id this process has received (read or claimed), and whether a read's
+     * reply was lost since: then entries above it may be pending here, delivered but unseen. */
+    struct arc_id seen;
+    bool lost;
 };
 
 /* Parses "ms-seq" (or "ms", seq 0). ASTRO_OK or ASTRO_ERR for anything else. */

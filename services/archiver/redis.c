@@ -9,20 +9,19 @@
 #include "astro/log.h"
 #include "astro/time.h"
 
-redisReply *
-arc_redis_cmd(struct arc_ctx *ctx, struct astro_redis *r, int argc, const char **argv,
-              const size_t *argvlen)
+/* Counts and logs a failed command (NULL rep, reason in err) or error reply (freed; NULL is
+ * returned); notes NOGROUP for the reader and the connection's state for the health check. */
+static redisReply *
+checked(struct arc_ctx *ctx, const char *what, redisReply *rep, const char *err)
 {
-    char err[256];
-    redisReply *rep = astro_redis_command(r, argc, argv, argvlen, err, sizeof(err));
     if (rep == NULL) {
         if (atomic_exchange(&ctx->redis_ok, false))
-            astro_log_warn("redis: %s failed: %s", argv[0], err);
+            astro_log_warn("redis: %s failed: %s", what, err);
         astro_counter_inc(ctx->m.redis_errors);
         return NULL;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
-        astro_log_warn("redis: %s: %s", argv[0], rep->str);
+        astro_log_warn("redis: %s: %s", what, rep->str);
         if (strncmp(rep->str, "NOGROUP", 7) == 0)
             atomic_store(&ctx->need_groups, true);
         astro_counter_inc(ctx->m.redis_errors);
@@ -32,6 +31,15 @@ arc_redis_cmd(struct arc_ctx *ctx, struct astro_redis *r, int argc, const char *
     if (!atomic_exchange(&ctx->redis_ok, true))
         astro_log_info("redis: connected");
     return rep;
+}
+
+redisReply *
+arc_redis_cmd(struct arc_ctx *ctx, struct astro_redis *r, int argc, const char **argv,
+              const size_t *argvlen)
+{
+    char err[256];
+    return checked(ctx, argv[0], astro_redis_command(r, argc, argv, argvlen, err, sizeof(err)),
+                   err);
 }
 
 static int
@@ -50,6 +58,23 @@ note_first(struct arc_batch *b)
         b->first_us = astro_now_us();
 }
 
+/* Raises s->seen to the last entry of entries (replies list entries in id order). */
+static void
+note_seen(struct arc_stream *s, const redisReply *entries)
+{
+    struct arc_id id;
+    for (size_t i = entries->type == REDIS_REPLY_ARRAY ? entries->elements : 0; i-- > 0;) {
+        const redisReply *e = entries->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
+            e->element[0]->type != REDIS_REPLY_STRING ||
+            arc_id_parse(e->element[0]->str, &id) != ASTRO_OK)
+            continue;
+        if (arc_id_cmp(id, s->seen) > 0)
+            s->seen = id;
+        return;
+    }
+}
+
 /* Adds each [key, entries] of an XREADGROUP reply (owned by the batch from here). */
 static int
 take_read_reply(struct arc_ctx *ctx, struct arc_batch *b, redisReply *rep)
@@ -64,6 +89,7 @@ take_read_reply(struct arc_ctx *ctx, struct arc_batch *b, redisReply *rep)
         int idx = stream_index(ctx, s->element[0]->str);
         if (idx < 0)
             continue;
+        note_seen(&ctx->streams[idx], s->element[1]);
         if (arc_batch_add_entries(b, NULL, s->element[1], idx, ctx->streams[idx].kind) < 0)
             return ASTRO_ERR;
     }
@@ -71,10 +97,75 @@ take_read_reply(struct arc_ctx *ctx, struct arc_batch *b, redisReply *rep)
     return ASTRO_OK;
 }
 
+/* XREADGROUP of this consumer's own history after each lost stream's seen id: argv and the
+ * ids it points to in one allocation (free it); its argument count in *argc, NULL when out of
+ * memory. */
+static const char **
+history_argv(struct arc_ctx *ctx, const size_t *idx, size_t n, size_t nlost, int *argc)
+{
+    const char *head[] = {"XREADGROUP", "GROUP", ARC_GROUP, ctx->consumer, "STREAMS"};
+    size_t nhead = ASTRO_ARRAY_LEN(head), k = 0;
+    size_t nargs = nhead + 2 * nlost;
+    const char **argv = malloc(nargs * sizeof(*argv) + nlost * ARC_ENTRY_ID_MAX);
+    if (argv == NULL)
+        return NULL;
+    char *ids = (char *)(argv + nargs);
+    memcpy(argv, head, sizeof(head));
+    for (size_t i = 0; i < n; i++) {
+        const struct arc_stream *s = &ctx->streams[idx[i]];
+        if (!s->lost)
+            continue;
+        char *id = ids + k * ARC_ENTRY_ID_MAX;
+        arc_id_format(s->seen, id, ARC_ENTRY_ID_MAX);
+        argv[nhead + k] = s->key;
+        argv[nhead + nlost + k++] = id;
+    }
+    *argc = (int)nargs;
+    return argv;
+}
+
+/* After a lost XREADGROUP reply, Redis may have delivered entries that this consumer never
+ * saw: they are in its own pending list above the highest id it has seen on their stream (a
+ * read returns only ids above everything the group delivered before; entries being archived
+ * are all at or below it). Reads them back from that history at once, rather than leaving
+ * them to arc_claim_idle() after ASTRO_CLAIM_IDLE. They are marked redelivered so the writer
+ * probes them: one may be a dead consumer's entry from an XAUTOCLAIM whose reply was lost,
+ * archived already. Repeating a history read returns the same entries, so arc_redis_cmd() may
+ * resend it. */
+static int
+recover_lost(struct arc_ctx *ctx, struct astro_redis *r, const size_t *idx, size_t n,
+             struct arc_batch *b)
+{
+    size_t nlost = 0;
+    for (size_t i = 0; i < n; i++)
+        nlost += ctx->streams[idx[i]].lost;
+    if (nlost == 0)
+        return ASTRO_OK;
+    int argc = 0;
+    const char **argv = history_argv(ctx, idx, n, nlost, &argc);
+    if (argv == NULL)
+        return ASTRO_ERR;
+    size_t before = b->n;
+    redisReply *rep = arc_redis_cmd(ctx, r, argc, argv, NULL);
+    free(argv);
+    if (rep == NULL || take_read_reply(ctx, b, rep) != ASTRO_OK)
+        return ASTRO_ERR;
+    for (size_t j = before; j < b->n; j++)
+        b->rows[j].redelivered = true;
+    for (size_t i = 0; i < n; i++)
+        ctx->streams[idx[i]].lost = false;
+    if (b->n > before)
+        astro_log_info("read back %zu entries delivered with a lost XREADGROUP reply",
+                       b->n - before);
+    return ASTRO_OK;
+}
+
 int
 arc_read_new(struct arc_ctx *ctx, struct astro_redis *r, const size_t *idx, size_t n,
              struct arc_batch *b, size_t want, int64_t block_ms)
 {
+    if (recover_lost(ctx, r, idx, n, b) != ASTRO_OK)
+        return ASTRO_ERR;
     size_t argc = 0;
     const char **argv = calloc(9 + 2 * n, sizeof(*argv));
     if (argv == NULL)
@@ -92,7 +183,13 @@ arc_read_new(struct arc_ctx *ctx, struct astro_redis *r, const size_t *idx, size
         argv[argc++] = ctx->streams[idx[i]].key;
     for (size_t i = 0; i < n; i++)
         argv[argc++] = ">";
-    redisReply *rep = arc_redis_cmd(ctx, r, (int)argc, argv, NULL);
+    /* Sent once: a resend after a lost reply would return the next entries and nothing would
+     * say that the lost ones are pending here; recover_lost() reads them back instead. */
+    char err[256];
+    redisReply *rep = astro_redis_command_once(r, (int)argc, argv, NULL, err, sizeof(err));
+    for (size_t i = 0; rep == NULL && i < n; i++)
+        ctx->streams[idx[i]].lost = true;
+    rep = checked(ctx, "XREADGROUP", rep, err);
     free(argv);
     if (rep == NULL)
         return ASTRO_ERR;
@@ -124,6 +221,7 @@ claim_stream(struct arc_ctx *ctx, struct astro_redis *r, struct arc_batch *b, si
     }
     snprintf(s->claim_cursor, sizeof(s->claim_cursor), "%s", rep->element[0]->str);
     const redisReply *entries = rep->element[1];
+    note_seen(s, entries);
     size_t before = b->n;
     long got = arc_batch_add_entries(b, rep, entries, (int)i, s->kind);
     /* A dead consumer may have committed these before its XACK: the writer probes them. */

@@ -154,15 +154,17 @@ read_failed(struct cep_ctx *ctx, const char *why)
 }
 
 /* One blocking XREADGROUP over the owned partitions and a batch for each that returned
- * entries; then, while entries keep coming and no lease tick is due, the batches read ahead. */
+ * entries; then, while entries keep coming and no lease tick is due, the batches read ahead.
+ * The read is sent once: after a lost reply Redis may have delivered entries we never saw, and
+ * a resend would return the next ones; read_failed()'s rebuild claims the pending ones. */
 static void
 read_once(struct cep_ctx *ctx)
 {
     char count[24], blk[24], err[256];
     const char **argv = NULL;
     int argc = read_argv(ctx, true, count, blk, &argv);
-    redisReply *rep = argc > 0 ? astro_redis_command(ctx->r, argc, argv, NULL, err, sizeof(err))
-                               : NULL;
+    redisReply *rep =
+        argc > 0 ? astro_redis_command_once(ctx->r, argc, argv, NULL, err, sizeof(err)) : NULL;
     free(argv);
     if (argc <= 0) {
         nap(ctx->cfg->block_ms);

@@ -71,10 +71,21 @@ struct astro_redis *astro_redis_connect(const char *url, const struct astro_redi
 /* Sends one command (argvlen may be NULL for NUL-terminated arguments). On an I/O error
  * (connection lost, timeout) the connection is re-established with backoff within the
  * options' bounds and the command is sent again, so use it for idempotent commands or accept
- * at-least-once. Returns the reply (caller frees with freeReplyObject(); a REDIS_REPLY_ERROR
- * reply is returned as is) or NULL when every attempt failed, with the reason in err. */
+ * at-least-once (never for XREADGROUP ... >: see astro_redis_command_once()). Returns the
+ * reply (caller frees with freeReplyObject(); a REDIS_REPLY_ERROR reply is returned as is) or
+ * NULL when every attempt failed, with the reason in err. */
 redisReply *astro_redis_command(struct astro_redis *r, int argc, const char **argv,
                                 const size_t *argvlen, char *err, size_t errlen)
+    ASTRO_MUST_CHECK;
+
+/* Same, but sent at most once: the connection is re-established first only if it is already
+ * down; an I/O error drops it and returns NULL with the reason in err, without resending.
+ * Redis may have executed the command whose reply was lost, so use this for commands whose
+ * repetition is not equivalent and whose effect the caller must learn about, above all
+ * XREADGROUP ... > (a resend returns the NEXT entries while the lost ones sit pending
+ * unseen): on NULL, recover from Redis' state (re-read or claim the pending entries). */
+redisReply *astro_redis_command_once(struct astro_redis *r, int argc, const char **argv,
+                                     const size_t *argvlen, char *err, size_t errlen)
     ASTRO_MUST_CHECK;
 
 /* Closes and frees r; NULL is a no-op. */
