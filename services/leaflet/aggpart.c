@@ -49,6 +49,16 @@ on_candle(void *arg, const struct astro_candle *c)
     count(pp->ctx->met.candles, 1);
 }
 
+/* Brings the leaflet_candle_series gauge (the sum over the owned partitions) up to date. */
+static void
+report_series(struct cep_partition *pp)
+{
+    size_t n = pp->cs != NULL ? pp->cs->ngroups : 0;
+    if (pp->ctx->met.series != NULL && n != pp->nseries)
+        astro_gauge_add(pp->ctx->met.series, (double)n - (double)pp->nseries);
+    pp->nseries = n;
+}
+
 static int
 restore_field(struct cep_partition *pp, const redisReply *f, const redisReply *v, size_t *skipped)
 {
@@ -93,7 +103,8 @@ cep_agg_take(struct cep_partition *pp)
         return ASTRO_ERR;
     if (!cep_agg_cfg_active(cfg))
         return ASTRO_OK;
-    if ((cfg->ncandles > 0 && (pp->cs = cep_candles_new(cfg, on_candle, pp)) == NULL) ||
+    int64_t ttl_us = pp->ctx->cfg->series_ttl_ms * 1000;
+    if ((cfg->ncandles > 0 && (pp->cs = cep_candles_new(cfg, ttl_us, on_candle, pp)) == NULL) ||
         (cfg->outliers.mode != CEP_OUTLIER_OFF &&
          (pp->os = cep_outliers_new(&cfg->outliers)) == NULL))
         return ASTRO_ERR;
@@ -107,6 +118,7 @@ cep_agg_take(struct cep_partition *pp)
     }
     int rc = restore_all(pp, rep);
     freeReplyObject(rep);
+    report_series(pp);
     return rc;
 }
 
@@ -115,6 +127,7 @@ cep_agg_drop(struct cep_partition *pp)
 {
     cep_candles_free(pp->cs);
     pp->cs = NULL;
+    report_series(pp);
     cep_outliers_free(pp->os);
     pp->os = NULL;
 }
@@ -170,6 +183,16 @@ screen(struct cep_partition *pp, const struct astro_event *ev, struct cep_sid si
     return pp->os->cfg->mode == CEP_OUTLIER_DIVERT;
 }
 
+/* Moves the candles to the matcher's watermark (closing candles, expiring idle series). */
+static int
+advance(struct cep_partition *pp)
+{
+    uint64_t expired = pp->cs->st.expired;
+    int rc = cep_candles_advance(pp->cs, cep_matcher_watermark(pp->m));
+    count(pp->ctx->met.series_expired, pp->cs->st.expired - expired);
+    return rc;
+}
+
 int
 cep_agg_push(struct cep_partition *pp, const struct astro_event *ev, struct cep_sid sid)
 {
@@ -194,7 +217,7 @@ cep_agg_push(struct cep_partition *pp, const struct astro_event *ev, struct cep_
     } else if (b.late != a.late && cep_agg_cfg_candles(pp->cs->cfg, ev->type) != NULL) {
         count(pp->ctx->met.candle_late, 1);
     }
-    return cep_candles_advance(pp->cs, cep_matcher_watermark(pp->m));
+    return advance(pp);
 }
 
 int
@@ -202,7 +225,7 @@ cep_agg_mark(struct cep_partition *pp, int64_t wm_us, struct cep_sid sid)
 {
     if (cep_matcher_mark(pp->m, wm_us, sid) != ASTRO_OK)
         return ASTRO_ERR;
-    return pp->cs ? cep_candles_advance(pp->cs, cep_matcher_watermark(pp->m)) : ASTRO_OK;
+    return pp->cs ? advance(pp) : ASTRO_OK;
 }
 
 /* `publish`: an open candle's running state, JSON as astro_candle_to_json() (no indicators),
@@ -220,10 +243,14 @@ on_open(void *arg, const struct astro_candle *c)
     cJSON_Delete(o);
 }
 
+/* A snapshot field: an `h` record (HSET), or an `x` record (HDEL) when v is NULL. */
 static int
 put_field(void *arg, const char *f, size_t flen, const char *v, size_t vlen)
 {
     struct cep_partition *pp = arg;
+    if (v == NULL)
+        return cep_part_record(pp, "x", 1) == ASTRO_OK ? cep_cmdbuf_arg(&pp->out, f, flen)
+                                                         : ASTRO_ERR;
     if (cep_part_record(pp, "h", 2) != ASTRO_OK || cep_cmdbuf_arg(&pp->out, f, flen) != ASTRO_OK ||
         cep_cmdbuf_arg(&pp->out, v, vlen) != ASTRO_OK)
         return ASTRO_ERR;
@@ -248,11 +275,14 @@ cep_agg_prepare(struct cep_partition *pp)
         return ASTRO_ERR;
     bytes += n;
     count(pp->ctx->met.snap_bytes, (uint64_t)bytes);
+    report_series(pp);
     return ASTRO_OK;
 }
 
 #define COUNTER(field, name, help)                                                              \
     ((ctx->met.field = astro_metrics_counter(reg, name, help, NULL)) != NULL)
+#define GAUGE(field, name, help)                                                                \
+    ((ctx->met.field = astro_metrics_gauge(reg, name, help, NULL)) != NULL)
 
 int
 cep_agg_metrics(struct cep_ctx *ctx)
@@ -268,6 +298,10 @@ cep_agg_metrics(struct cep_ctx *ctx)
               COUNTER(outliers_flagged, "leaflet_outliers_flagged_total",
                       "Outliers flagged (processed, and an entry in astro:outliers)") &&
               COUNTER(outliers_diverted, "leaflet_outliers_diverted_total",
-                      "Outliers diverted (excluded from rules and candles; astro:outliers)");
+                      "Outliers diverted (excluded from rules and candles; astro:outliers)") &&
+              COUNTER(series_expired, "leaflet_candle_series_expired_total",
+                      "Candle series dropped after ASTRO_LEAFLET_SERIES_TTL without events") &&
+              GAUGE(series, "leaflet_candle_series",
+                    "Candle series (event type, key) held by the owned partitions");
     return ok ? ASTRO_OK : ASTRO_ERR;
 }

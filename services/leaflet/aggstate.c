@@ -6,7 +6,9 @@
  * (US = 0x1f, which keys cannot contain). Values are binary: a version byte, then the fields in
  * host byte order, so doubles restore bit for bit (the restart test compares candles exactly).
  * Only the states changed since the previous commit are written: the size per commit follows
- * the keys touched, not the keys known. */
+ * the keys touched, not the keys known. The fields of a series that expired (idle) are deleted
+ * in the same commit, before any field is written (the key may have come back in the batch).
+ * "b" values since version 2 carry the series' latest event time; version 1 is still read. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,8 @@
 #include "candles.h"
 
 #define SNAP_VERSION 1
+#define BUCKETS_VERSION 2 /* "b": the latest event time follows the version byte */
+#define BUCKETS_VERSION_1 1 /* "b" written before expiry: no latest event time */
 #define US "\x1f"
 
 struct wbuf {
@@ -100,8 +104,9 @@ static void
 w_buckets(struct wbuf *w, const struct cep_candles *cs, const struct cep_cgroup *g)
 {
     const struct cep_candle_cfg *c = &cs->cfg->candles[g->ci];
-    uint8_t v = SNAP_VERSION;
+    uint8_t v = BUCKETS_VERSION;
     w_put(w, &v, 1);
+    w_put(w, &g->seen, sizeof(g->seen));
     w_u32(w, (uint32_t)c->ntf);
     for (size_t t = 0; t < c->ntf; t++) {
         w_str(w, c->tf[t].label);
@@ -139,11 +144,25 @@ w_indicators(struct wbuf *w, const struct cep_ind_cfg *cfg, const struct cep_ind
 
 typedef int (*put_fn)(void *arg, const char *f, size_t flen, const char *v, size_t vlen);
 
+#define FIELD_MAX (ASTRO_AGG_KEY_MAX + 128)
+
+/* The name of g's indicator field of timeframe t, or of its bucket field when t < 0, into
+ * out[FIELD_MAX]. Returns its length, or -1 when it does not fit. */
+static int
+field_name(const struct cep_candles *cs, const struct cep_cgroup *g, int t, char *out)
+{
+    const struct cep_candle_cfg *c = &cs->cfg->candles[g->ci];
+    int n = t < 0 ? snprintf(out, FIELD_MAX, "b" US "%s" US "%s", c->type, g->key)
+                  : snprintf(out, FIELD_MAX, "i" US "%s" US "%s" US "%s", c->type,
+                             c->tf[t].label, g->key);
+    return n < 0 || n >= FIELD_MAX ? -1 : n;
+}
+
 static int64_t
 snap_group(struct cep_candles *cs, struct cep_cgroup *g, struct wbuf *w, put_fn put, void *arg)
 {
     const struct cep_candle_cfg *c = &cs->cfg->candles[g->ci];
-    char field[ASTRO_AGG_KEY_MAX + 128];
+    char field[FIELD_MAX];
     int64_t bytes = 0;
     for (size_t t = 0; t < c->ntf; t++) {
         if (!g->tf[t].ind_dirty)
@@ -151,29 +170,65 @@ snap_group(struct cep_candles *cs, struct cep_cgroup *g, struct wbuf *w, put_fn 
         g->tf[t].ind_dirty = false;
         w->len = 0;
         w_indicators(w, &cs->cfg->ind, &g->tf[t].ind);
-        int n = snprintf(field, sizeof(field), "i" US "%s" US "%s" US "%s", c->type,
-                         c->tf[t].label, g->key);
-        if (w->oom || n < 0 || (size_t)n >= sizeof(field) ||
-            put(arg, field, (size_t)n, w->p, w->len) != ASTRO_OK)
+        int n = field_name(cs, g, (int)t, field);
+        if (w->oom || n < 0 || put(arg, field, (size_t)n, w->p, w->len) != ASTRO_OK)
             return -1;
         bytes += n + (int64_t)w->len;
     }
     w->len = 0;
     w_buckets(w, cs, g);
-    int n = snprintf(field, sizeof(field), "b" US "%s" US "%s", c->type, g->key);
-    if (w->oom || n < 0 || (size_t)n >= sizeof(field) ||
-        put(arg, field, (size_t)n, w->p, w->len) != ASTRO_OK)
+    int n = field_name(cs, g, -1, field);
+    if (w->oom || n < 0 || put(arg, field, (size_t)n, w->p, w->len) != ASTRO_OK)
         return -1;
     return bytes + n + (int64_t)w->len;
+}
+
+/* Deletes every field of an expired group (value NULL); returns the bytes of the names or -1. */
+static int64_t
+drop_group(const struct cep_candles *cs, const struct cep_cgroup *g, put_fn put, void *arg)
+{
+    char field[FIELD_MAX];
+    int64_t bytes = 0;
+    for (int t = -1; t < (int)cs->cfg->candles[g->ci].ntf; t++) {
+        int n = field_name(cs, g, t, field);
+        if (n < 0 || put(arg, field, (size_t)n, NULL, 0) != ASTRO_OK)
+            return -1;
+        bytes += n;
+    }
+    return bytes;
+}
+
+/* Takes the expired groups out of the dirty list, deletes their fields and frees them. Before
+ * the changed states are written: a key that expired and came back within the batch has a new
+ * group whose fields must survive. Returns the bytes handed to put, or -1. */
+static int64_t
+snap_expired(struct cep_candles *cs, put_fn put, void *arg)
+{
+    struct cep_cgroup **link = &cs->dirty;
+    int64_t total = 0;
+    while (*link != NULL) {
+        struct cep_cgroup *g = *link;
+        if (!g->expired) {
+            link = &g->dnext;
+            continue;
+        }
+        *link = g->dnext;
+        int64_t n = total < 0 ? -1 : drop_group(cs, g, put, arg);
+        total = n < 0 ? -1 : total + n;
+        cep_candles_group_free(cs, g);
+    }
+    return total;
 }
 
 int64_t
 cep_candles_snapshot(struct cep_candles *cs, put_fn put, void *arg)
 {
     struct wbuf w = {0};
-    int64_t total = 0;
     if (cs->dirty == NULL)
         return 0;
+    int64_t total = snap_expired(cs, put, arg);
+    if (total < 0)
+        return -1;
     while (cs->dirty != NULL) {
         struct cep_cgroup *g = cs->dirty;
         cs->dirty = g->dnext;
@@ -251,8 +306,10 @@ restore_buckets(struct cep_candles *cs, struct cep_cgroup *g, struct rbuf *r)
     uint8_t v = 0;
     char label[ASTRO_AGG_TF_MAX + 1];
     r_get(r, &v, 1);
+    if (v == BUCKETS_VERSION)
+        r_get(r, &g->seen, sizeof(g->seen));
     uint32_t ntf = r_u32(r);
-    if (v != SNAP_VERSION || ntf > 64)
+    if ((v != BUCKETS_VERSION_1 && v != BUCKETS_VERSION) || ntf > 64)
         return ASTRO_ERR;
     for (uint32_t i = 0; i < ntf; i++) {
         r_str(r, label, sizeof(label));

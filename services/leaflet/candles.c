@@ -42,8 +42,8 @@ group_hash(const char *key, uint32_t ci)
     return astro_partition_hash(key, strlen(key)) ^ ((uint64_t)ci * 0x9e3779b97f4a7c15u);
 }
 
-static void
-group_free(const struct cep_candles *cs, struct cep_cgroup *g)
+void
+cep_candles_group_free(const struct cep_candles *cs, struct cep_cgroup *g)
 {
     const struct cep_candle_cfg *c = &cs->cfg->candles[g->ci];
     for (size_t t = 0; t < c->ntf; t++) {
@@ -63,13 +63,14 @@ group_new(const struct cep_candles *cs, const char *key, uint32_t ci, uint64_t h
         return NULL;
     g->ci = ci;
     g->hash = h;
+    g->seen = CEP_SEEN_UNKNOWN;
     if ((g->key = strdup(key)) == NULL) {
         free(g);
         return NULL;
     }
     for (size_t t = 0; t < c->ntf; t++) {
         if (cep_ind_state_init(&g->tf[t].ind, &cs->cfg->ind) != ASTRO_OK) {
-            group_free(cs, g);
+            cep_candles_group_free(cs, g);
             return NULL;
         }
     }
@@ -96,6 +97,49 @@ grow_table(struct cep_candles *cs)
     return ASTRO_OK;
 }
 
+/* The idle heap (min-heap by due). Pushing never fails when a pop made room just before. */
+static int
+idle_push(struct cep_candles *cs, struct cep_cgroup *g, int64_t due)
+{
+    if (cs->nidle == cs->capidle) {
+        size_t cap = cs->capidle ? cs->capidle * 2 : 256;
+        struct cep_cidle *v = realloc(cs->idle, cap * sizeof(*v));
+        if (v == NULL)
+            return ASTRO_ERR;
+        cs->idle = v;
+        cs->capidle = cap;
+    }
+    size_t i = cs->nidle++;
+    while (i > 0 && cs->idle[(i - 1) / 2].due > due) {
+        cs->idle[i] = cs->idle[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    cs->idle[i] = (struct cep_cidle){due, g};
+    return ASTRO_OK;
+}
+
+static struct cep_cgroup *
+idle_pop(struct cep_candles *cs)
+{
+    struct cep_cgroup *top = cs->idle[0].g;
+    struct cep_cidle last = cs->idle[--cs->nidle];
+    size_t i = 0, n = cs->nidle;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && cs->idle[c + 1].due < cs->idle[c].due)
+            c++;
+        if (last.due <= cs->idle[c].due)
+            break;
+        cs->idle[i] = cs->idle[c];
+        i = c;
+    }
+    if (n > 0)
+        cs->idle[i] = last;
+    return top;
+}
+
 struct cep_cgroup *
 cep_candles_group(struct cep_candles *cs, const char *key, uint32_t ci, bool create)
 {
@@ -107,8 +151,12 @@ cep_candles_group(struct cep_candles *cs, const char *key, uint32_t ci, bool cre
     if (!create || (cs->ngroups >= cs->nbuckets && grow_table(cs) != ASTRO_OK))
         return NULL;
     struct cep_cgroup *g = group_new(cs, key, ci, h);
-    if (g == NULL)
+    /* due INT64_MIN: the first watermark advance sets the real one (seen is not known yet) */
+    if (g == NULL || (cs->ttl_us > 0 && idle_push(cs, g, INT64_MIN) != ASTRO_OK)) {
+        if (g != NULL)
+            cep_candles_group_free(cs, g);
         return NULL;
+    }
     g->next = cs->buckets[h & (cs->nbuckets - 1)];
     cs->buckets[h & (cs->nbuckets - 1)] = g;
     cs->ngroups++;
@@ -250,6 +298,7 @@ cep_candles_add(struct cep_candles *cs, const char *key, const char *type, int64
     struct cep_cgroup *g = cep_candles_group(cs, key, (uint32_t)(c - cs->cfg->candles), true);
     if (g == NULL)
         return ASTRO_ERR;
+    g->seen = ts_us > g->seen ? ts_us : g->seen;
     for (uint32_t ti = 0; ti < c->ntf; ti++) {
         int64_t start = astro_tf_bucket(ts_us, c->tf[ti].span_us);
         bool isnew;
@@ -320,6 +369,57 @@ cep_candles_each_open(const struct cep_candles *cs,
     }
 }
 
+/* The earliest watermark at which g may expire: more than ttl after its latest event, and not
+ * before its newest open bucket closes (when the watermark reaches the bucket's end). */
+static int64_t
+idle_due(const struct cep_candles *cs, const struct cep_cgroup *g)
+{
+    const struct cep_candle_cfg *c = &cs->cfg->candles[g->ci];
+    int64_t due = g->seen >= INT64_MAX - cs->ttl_us ? INT64_MAX : g->seen + cs->ttl_us + 1;
+    for (size_t t = 0; t < c->ntf; t++) {
+        const struct cep_tfstate *tf = &g->tf[t];
+        if (tf->nb > 0 && tf->b[tf->nb - 1].start + c->tf[t].span_us > due)
+            due = tf->b[tf->nb - 1].start + c->tf[t].span_us;
+    }
+    return due;
+}
+
+/* Takes an idle group out of the table (a returning key starts a new series) and hands it to
+ * the next snapshot through the dirty list: it deletes the group's fields and frees it. */
+static void
+group_expire(struct cep_candles *cs, struct cep_cgroup *g)
+{
+    struct cep_cgroup **link = &cs->buckets[g->hash & (cs->nbuckets - 1)];
+    while (*link != g)
+        link = &(*link)->next;
+    *link = g->next;
+    cs->ngroups--;
+    cs->st.expired++;
+    g->expired = true;
+    cep_candles_mark_dirty(cs, g);
+}
+
+/* Expires the groups due at the watermark. Only entries due are looked at, each popped entry is
+ * either expired or pushed again with its group's current due (later than the watermark), so
+ * the cost follows the expiries and the returning keys, not the number of series. */
+static int
+expire_idle(struct cep_candles *cs)
+{
+    while (cs->nidle > 0 && cs->idle[0].due <= cs->wm) {
+        struct cep_cgroup *g = idle_pop(cs);
+        if (g->seen == CEP_SEEN_UNKNOWN) { /* restored from a version 1 snapshot */
+            g->seen = cs->wm;
+            cep_candles_mark_dirty(cs, g);
+        }
+        int64_t due = idle_due(cs, g);
+        if (due > cs->wm && idle_push(cs, g, due) != ASTRO_OK)
+            return ASTRO_ERR;
+        if (due <= cs->wm)
+            group_expire(cs, g);
+    }
+    return ASTRO_OK;
+}
+
 int
 cep_candles_advance(struct cep_candles *cs, int64_t wm_us)
 {
@@ -330,16 +430,18 @@ cep_candles_advance(struct cep_candles *cs, int64_t wm_us)
         struct cep_cheap e = heap_pop(cs);
         close_bucket(cs, e.g, e.ti);
     }
-    return ASTRO_OK;
+    return expire_idle(cs);
 }
 
 struct cep_candles *
-cep_candles_new(const struct cep_agg_cfg *cfg, cep_candle_emit_fn emit, void *arg)
+cep_candles_new(const struct cep_agg_cfg *cfg, int64_t ttl_us, cep_candle_emit_fn emit,
+                void *arg)
 {
     struct cep_candles *cs = calloc(1, sizeof(*cs));
     if (cs == NULL)
         return NULL;
     cs->cfg = cfg;
+    cs->ttl_us = ttl_us;
     cs->emit = emit;
     cs->arg = arg;
     cs->wm = INT64_MIN;
@@ -351,13 +453,19 @@ cep_candles_free(struct cep_candles *cs)
 {
     if (cs == NULL)
         return;
+    for (struct cep_cgroup *g = cs->dirty, *next; g != NULL; g = next) {
+        next = g->dnext;
+        if (g->expired) /* in no table any more */
+            cep_candles_group_free(cs, g);
+    }
     for (size_t i = 0; i < cs->nbuckets; i++) {
         for (struct cep_cgroup *g = cs->buckets[i], *next; g != NULL; g = next) {
             next = g->next;
-            group_free(cs, g);
+            cep_candles_group_free(cs, g);
         }
     }
     free(cs->buckets);
     free(cs->heap);
+    free(cs->idle);
     free(cs);
 }

@@ -13,7 +13,11 @@
  *   changes.
  * - A bucket without events yields no candle, and indicators advance only on emitted candles.
  * - Volume: the metadata field named in the config; absent (or no metadata) = 1; present but
- *   not a finite number >= 0 = a bad volume: the price still counts, with volume 0. */
+ *   not a finite number >= 0 = a bad volume: the price still counts, with volume 0.
+ * - Idle expiry (ttl_us > 0): a (type, key) whose latest event time is more than ttl_us behind
+ *   the watermark, and that has no open bucket, is dropped when the watermark advances, so the
+ *   set of series is a function of the stream alone; a returning key starts afresh (indicator
+ *   warm-up again). Its hash fields are deleted by the next snapshot. */
 #ifndef CEP_CANDLES_H
 #define CEP_CANDLES_H
 
@@ -41,12 +45,18 @@ struct cep_tfstate {
     bool ind_dirty;
 };
 
+/* seen of a series restored from a snapshot that did not record it (version 1): the first
+ * watermark after the restore counts as its last event. */
+#define CEP_SEEN_UNKNOWN INT64_MIN
+
 /* Every timeframe of one (key, candle config). */
 struct cep_cgroup {
     char *key;
     uint64_t hash;
-    uint32_t ci; /* index into cfg->candles */
-    bool dirty;  /* open buckets changed since the last snapshot */
+    int64_t seen; /* latest event time applied (idle expiry) */
+    uint32_t ci;  /* index into cfg->candles */
+    bool dirty;   /* open buckets changed since the last snapshot */
+    bool expired; /* out of the table; the next snapshot deletes its fields and frees it */
     struct cep_cgroup *next, *dnext;
     struct cep_tfstate tf[];
 };
@@ -57,8 +67,15 @@ struct cep_cheap {
     uint32_t ti;
 };
 
+/* An idle heap entry: the earliest watermark at which g may expire (a lower bound: events since
+ * the push may have moved it later; the entry is then checked and pushed again). */
+struct cep_cidle {
+    int64_t due;
+    struct cep_cgroup *g;
+};
+
 struct cep_candle_stats {
-    uint64_t applied, emitted, bad_volume;
+    uint64_t applied, emitted, bad_volume, expired;
 };
 
 /* Called for each closed candle, in close order; c (and c->key) is borrowed for the call. */
@@ -72,16 +89,20 @@ struct cep_candles {
     size_t nbuckets, ngroups;
     struct cep_cheap *heap; /* open buckets by end */
     size_t nheap, capheap;
-    struct cep_cgroup *dirty; /* groups with a changed bucket or indicator state */
+    struct cep_cidle *idle; /* one entry per group when ttl_us > 0, by due */
+    size_t nidle, capidle;
+    struct cep_cgroup *dirty; /* groups with a changed bucket or indicator state, or expired */
+    int64_t ttl_us;           /* idle expiry; 0 = never */
     int64_t wm;
     struct cep_sid pos; /* stream id of the last entry applied */
     struct cep_candle_stats st;
 };
 
 /* Returns new candle state (free with cep_candles_free()) or NULL on allocation failure. cfg is
- * borrowed and must outlive it. */
-struct cep_candles *cep_candles_new(const struct cep_agg_cfg *cfg, cep_candle_emit_fn emit,
-                                    void *arg) ASTRO_MUST_CHECK;
+ * borrowed and must outlive it. Series idle for more than ttl_us of event time expire (0 =
+ * never). */
+struct cep_candles *cep_candles_new(const struct cep_agg_cfg *cfg, int64_t ttl_us,
+                                    cep_candle_emit_fn emit, void *arg) ASTRO_MUST_CHECK;
 void cep_candles_free(struct cep_candles *cs);
 
 /* Applies an accepted event (strings borrowed) read at stream id sid; events of types without
@@ -90,7 +111,8 @@ void cep_candles_free(struct cep_candles *cs);
 int cep_candles_add(struct cep_candles *cs, const char *key, const char *type, int64_t ts_us,
                     struct cep_sid sid, double value, const char *meta_json) ASTRO_MUST_CHECK;
 
-/* Closes (emits) every bucket whose end is <= wm_us. ASTRO_ERR only on allocation failure. */
+/* Closes (emits) every bucket whose end is <= wm_us, then expires the idle series (ttl_us).
+ * ASTRO_ERR only on allocation failure. */
 int cep_candles_advance(struct cep_candles *cs, int64_t wm_us) ASTRO_MUST_CHECK;
 
 /* Reads the volume of an event: 1 when absent; ASTRO_ERR (and *vol = 0) when the field is not a
@@ -100,6 +122,8 @@ int cep_candle_volume(const char *meta_json, const char *field, double *vol) AST
 /* The group of (key, ci), created when create is set; NULL when absent or out of memory. */
 struct cep_cgroup *cep_candles_group(struct cep_candles *cs, const char *key, uint32_t ci,
                                      bool create);
+/* Frees a group that is in no table nor heap any more (aggstate.c, for expired groups). */
+void cep_candles_group_free(const struct cep_candles *cs, struct cep_cgroup *g);
 /* Registers an open bucket with the close heap (aggstate.c uses it when restoring). */
 int cep_candles_track(struct cep_candles *cs, struct cep_cgroup *g, uint32_t ti,
                       int64_t end) ASTRO_MUST_CHECK;
@@ -111,9 +135,11 @@ void cep_candles_mark_dirty(struct cep_candles *cs, struct cep_cgroup *g);
 void cep_candles_each_open(const struct cep_candles *cs,
                            void (*fn)(void *arg, const struct astro_candle *c), void *arg);
 
-/* aggstate.c: the snapshot. put(arg, field, flen, value, vlen) gets one hash field per changed
- * (type, key) bucket state and per changed (type, tf, key) indicator state, then "@pos"; the
- * dirty marks are cleared. Returns the bytes handed to put, or -1 when put failed. */
+/* aggstate.c: the snapshot. put(arg, field, flen, value, vlen) first gets every hash field of
+ * the series expired since the last snapshot with value NULL (delete it; those groups are
+ * freed), then one field per changed (type, key) bucket state and per changed (type, tf, key)
+ * indicator state, then "@pos"; the dirty marks are cleared. Returns the bytes handed to put,
+ * or -1 when put failed. */
 int64_t cep_candles_snapshot(struct cep_candles *cs,
                              int (*put)(void *arg, const char *f, size_t flen, const char *v,
                                         size_t vlen),

@@ -26,6 +26,10 @@ const struct astro_cfg_var cep_config_vars[] = {
     V("ASTRO_LEAFLET_MAX_HELD", ASTRO_CFG_INT, "1000000", 16, 100000000, max_held,
       "Per partition: most events one rule keeps in open windows (and in the reorder buffer); "
       "beyond it the oldest is evicted and counted"),
+    V("ASTRO_LEAFLET_SERIES_TTL", ASTRO_CFG_DURATION, "168h", 0, 31536000000, series_ttl_ms,
+      "Candle series (event type, key) with no event for longer than this in event time (the "
+      "watermark) and no open candle are dropped from memory and astro:aggstate; a returning "
+      "key starts its indicators afresh. 0 = never"),
 };
 
 const size_t cep_config_nvars = ASTRO_ARRAY_LEN(cep_config_vars);

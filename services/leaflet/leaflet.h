@@ -35,6 +35,7 @@ struct cep_config {
     int64_t block_ms;
     int64_t lease_ms;
     int64_t max_held;
+    int64_t series_ttl_ms; /* candle series idle expiry in event time; 0 = never */
 };
 
 extern const struct astro_cfg_var cep_config_vars[];
@@ -47,7 +48,8 @@ struct cep_metrics {
     size_t nmatches;
     struct astro_gauge *owned, *wm_lag, *held, *pending;
     struct astro_counter *candles, *candle_late, *bad_volume, *snap_bytes; /* aggpart.c */
-    struct astro_counter *outliers_flagged, *outliers_diverted;
+    struct astro_counter *outliers_flagged, *outliers_diverted, *series_expired;
+    struct astro_gauge *series;
 };
 
 struct cep_ctx;
@@ -78,6 +80,7 @@ struct cep_partition {
     int64_t last_event_ms, last_marker_ms; /* monotonic */
     struct cep_candles *cs; /* NULL unless the rules configure candles (aggpart.c) */
     struct cep_outliers *os; /* NULL unless the rules configure outlier screening */
+    size_t nseries;          /* candle series last added to the leaflet_candle_series gauge */
     char agg[32], aggstate[40];
 };
 
@@ -131,7 +134,7 @@ void cep_part_idle(struct cep_partition *pp, int64_t now_ms);
 /* Forgets the partition's state (owned = false); the lease is left alone. */
 void cep_part_drop(struct cep_partition *pp);
 /* Starts a record of the partition's commit script: its kind (m multi, l late, d dead, a agg,
- * o outlier, h state, p publish) and how many fields follow. */
+ * o outlier, h state, x state deleted, p publish) and how many fields follow. */
 int cep_part_record(struct cep_partition *pp, const char *kind, int nfields) ASTRO_MUST_CHECK;
 
 /* rebuild.c: takes a freshly leased partition: rebuilds its window state silently from the

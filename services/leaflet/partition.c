@@ -162,7 +162,8 @@ out_pos_for(struct cep_partition *pp, struct cep_sid r)
  *   KEYS: lease multi mono late dead rebuild ckpt agg aggstate outliers
  *   ARGV: instance rebuild_value ckpt_value n_acks ack_ids... then records
  *         (kind m|l|d|a|o, n, n field/value strings; kind h, 2, hash field, value: candle
- *         state; kind p, 1, message: an open candle for the live channel) to the end.
+ *         state; kind x, n, hash fields: state deleted (an expired series); kind p, 1,
+ *         message: an open candle for the live channel) to the end.
  *   Returns the last multi id or "". */
 static const char commit_lua[] =
     "if redis.call('get', KEYS[1]) ~= ARGV[1] then return redis.error_reply('LEASE lost') end\n"
@@ -175,6 +176,7 @@ static const char commit_lua[] =
     "  if kind == 'l' then key = KEYS[4] elseif kind == 'd' then key = KEYS[5]\n"
     "  elseif kind == 'a' then key = KEYS[8] elseif kind == 'o' then key = KEYS[10] end\n"
     "  if kind == 'h' then redis.call('hset', KEYS[9], ARGV[i + 2], ARGV[i + 3])\n"
+    "  elseif kind == 'x' then redis.call('hdel', KEYS[9], unpack(ARGV, i + 2, i + 1 + c))\n"
     "  elseif kind == 'p' then redis.call('publish', '" CEP_LIVE_CHANNEL "', ARGV[i + 2]) else\n"
     "  local id = redis.call('xadd', key, '*', unpack(ARGV, i + 2, i + 1 + c))\n"
     "  if kind == 'm' then last = id end\n"

@@ -42,6 +42,7 @@ static bool passed;
 static char dir[256], rules_path[300];
 static pid_t workers[MAXW];
 static char names[MAXW][32];
+static const char *series_ttl; /* ASTRO_LEAFLET_SERIES_TTL=... of the workers spawned */
 
 static void
 msleep(long ms)
@@ -126,7 +127,8 @@ spawn(int slot, const char *name, int batch)
     const char *const set[] = {url, "ASTRO_PARTITIONS=4", rules, "ASTRO_HTTP_PORT=0",
                                "ASTRO_HTTP_BIND=127.0.0.1", "ASTRO_HTTP_THREADS=1", inst,
                                "ASTRO_LEAFLET_LATENESS=500ms", "ASTRO_LEAFLET_IDLE=300ms",
-                               "ASTRO_LEAFLET_LEASE=1s", b, "ASTRO_LOG_LEVEL=info", NULL};
+                               "ASTRO_LEAFLET_LEASE=1s", b, "ASTRO_LOG_LEVEL=info", series_ttl,
+                               NULL};
     const char *const argv[] = {"astro-leaflet", NULL};
     pid_t pid = harness_spawn(bin, argv, set, NULL, log);
     ck_assert_int_ge(pid, 0);
@@ -289,6 +291,7 @@ static void
 setup(void)
 {
     passed = false;
+    series_ttl = "ASTRO_LEAFLET_SERIES_TTL=168h";
     snprintf(dir, sizeof(dir), "/tmp/astro-leaflet-it-%d-XXXXXX", (int)getpid());
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(rules_path, sizeof(rules_path), "%s/test.rules", dir);
@@ -650,16 +653,49 @@ assert_same_candles(const struct outset *want, const struct outset *want_multi,
     free_set(&got);
 }
 
+/* The candle state fields ("b"/"i") in every astro:aggstate:{p} whose key starts with prefix. */
+static size_t
+state_fields(const char *prefix)
+{
+    size_t n = 0;
+    for (uint32_t p = 0; p < NPART; p++) {
+        redisReply *r = redisCommand(rc, "HKEYS astro:aggstate:{%u}", p);
+        ck_assert(r && r->type == REDIS_REPLY_ARRAY);
+        for (size_t i = 0; i < r->elements; i++) {
+            const char *f = r->element[i]->str, *key = strrchr(f, 0x1f);
+            n += (f[0] == 'b' || f[0] == 'i') && key && strncmp(key + 1, prefix,
+                                                                  strlen(prefix)) == 0;
+        }
+        freeReplyObject(r);
+    }
+    return n;
+}
+
+/* The trades end 600 s (event time) before the flush keys: with a 2 s TTL every S key's series
+ * has expired and its state fields are gone from astro:aggstate, while the flush keys' stay
+ * (their 1m candles are open: idle markers close them only some 45 s of wall time later). Keys
+ * idle across a candle edge also expire and come back during the run, identically under kills
+ * and rebalancing. */
+static void
+assert_idle_series_dropped(const char *what)
+{
+    size_t idle = state_fields("S"), live = state_fields("~flush");
+    ck_assert_msg(idle == 0, "%s: %zu state fields of expired keys left", what, idle);
+    ck_assert_msg(live > 0, "%s: the state of the flush keys is gone", what);
+}
+
 START_TEST(same_candles_under_kills_and_rebalancing)
 {
     struct outset ref, multi, outl;
     long long sum[3];
+    series_ttl = "ASTRO_LEAFLET_SERIES_TTL=2s";
     write_rules(CANDLE_RULES);
     load_trades();
     spawn(0, "cref", 200);
     wait_quiet(60);
     ck_assert_int_eq(stop_worker(0, SIGTERM), 0);
     collect_candles(&ref, sum);
+    assert_idle_series_dropped("reference run");
     collect(&multi);
     collect_outliers(&outl);
     long long late = cmd_int("XLEN %s", "astro:late");
@@ -703,6 +739,7 @@ START_TEST(same_candles_under_kills_and_rebalancing)
     wait_quiet(120);
     ck_assert_int_eq(stop_worker(0, SIGTERM), 0);
     assert_same_candles(&ref, &multi, &outl, "SIGKILL and restarts");
+    assert_idle_series_dropped("SIGKILL and restarts");
 
     load_trades();
     spawn(0, "c1", 5);
@@ -714,6 +751,7 @@ START_TEST(same_candles_under_kills_and_rebalancing)
     ck_assert_int_eq(stop_worker(0, SIGTERM), 0);
     ck_assert_int_eq(stop_worker(1, SIGTERM), 0);
     assert_same_candles(&ref, &multi, &outl, "1->2 workers");
+    assert_idle_series_dropped("1->2 workers");
     free_set(&ref);
     free_set(&multi);
     free_set(&outl);

@@ -57,7 +57,7 @@ START_TEST(bucket_edges_and_close)
     struct cep_ruleset rs;
     struct got *g = calloc(1, sizeof(*g));
     cfg_from("candles trade timeframes 1m 5m\nindicators sma 2\n", &rs);
-    struct cep_candles *cs = cep_candles_new(&rs.agg, on_candle, g);
+    struct cep_candles *cs = cep_candles_new(&rs.agg, 0, on_candle, g);
     add(cs, "K", T0, 1, 10, NULL);              /* exactly on the edge: bucket T0 */
     add(cs, "K", T0 + 30000000, 2, 12, NULL);
     add(cs, "K", T0 + MIN_US - 1, 3, 9, NULL);  /* last microsecond of the bucket */
@@ -105,8 +105,8 @@ START_TEST(out_of_order_within_lateness)
     cfg_from("candles trade timeframes 1m\n", &rs);
     static const struct { int64_t dt; double v; } ev[] = {
         {1000000, 5}, {2000000, 7}, {58000000, 6}, {59000000, 8}, {61000000, 1}, {3000000, 2}};
-    struct cep_candles *x = cep_candles_new(&rs.agg, on_candle, a);
-    struct cep_candles *y = cep_candles_new(&rs.agg, on_candle, b);
+    struct cep_candles *x = cep_candles_new(&rs.agg, 0, on_candle, a);
+    struct cep_candles *y = cep_candles_new(&rs.agg, 0, on_candle, b);
     /* x in event-time order, y out of order; stream ids follow the arrival in both */
     static const int ord_x[] = {0, 1, 5, 2, 3, 4}, ord_y[] = {4, 2, 0, 5, 3, 1};
     for (int i = 0; i < 6; i++) {
@@ -145,7 +145,7 @@ START_TEST(empty_buckets_emit_nothing)
     struct cep_ruleset rs;
     struct got *g = calloc(1, sizeof(*g));
     cfg_from("candles trade timeframes 1m\nindicators sma 2\n", &rs);
-    struct cep_candles *cs = cep_candles_new(&rs.agg, on_candle, g);
+    struct cep_candles *cs = cep_candles_new(&rs.agg, 0, on_candle, g);
     add(cs, "K", T0 + 1, 1, 10, NULL);
     add(cs, "K", T0 + 3 * MIN_US + 1, 2, 20, NULL);
     ck_assert_int_eq(cep_candles_advance(cs, T0 + 10 * MIN_US), ASTRO_OK);
@@ -166,7 +166,7 @@ START_TEST(volume_rules)
     struct cep_ruleset rs;
     struct got *g = calloc(1, sizeof(*g));
     cfg_from("candles trade timeframes 1m volume qty\n", &rs);
-    struct cep_candles *cs = cep_candles_new(&rs.agg, on_candle, g);
+    struct cep_candles *cs = cep_candles_new(&rs.agg, 0, on_candle, g);
     add(cs, "K", T0 + 1, 1, 10, "{\"qty\":3}");
     add(cs, "K", T0 + 2, 2, 20, "{\"qty\":1,\"volume\":100}");
     add(cs, "K", T0 + 3, 3, 30, NULL);                /* no metadata: 1 */
@@ -244,11 +244,23 @@ START_TEST(rules_statements)
 }
 END_TEST
 
-/* A fake Redis hash: HSET semantics for the snapshot fields. */
+/* A fake Redis hash: HSET semantics for the snapshot fields, HDEL when v is NULL. */
 struct fhash {
     char *f[20000], *v[20000];
     size_t fl[20000], vl[20000], n;
 };
+
+static void
+fh_del(struct fhash *h, size_t i)
+{
+    free(h->f[i]);
+    free(h->v[i]);
+    h->n--;
+    h->f[i] = h->f[h->n];
+    h->fl[i] = h->fl[h->n];
+    h->v[i] = h->v[h->n];
+    h->vl[i] = h->vl[h->n];
+}
 
 static int
 fh_put(void *arg, const char *f, size_t flen, const char *v, size_t vlen)
@@ -257,6 +269,11 @@ fh_put(void *arg, const char *f, size_t flen, const char *v, size_t vlen)
     size_t i = 0;
     while (i < h->n && !(h->fl[i] == flen && memcmp(h->f[i], f, flen) == 0))
         i++;
+    if (v == NULL) {
+        if (i < h->n)
+            fh_del(h, i);
+        return ASTRO_OK;
+    }
     if (i == h->n) {
         ck_assert_uint_lt(h->n, 20000);
         h->f[i] = malloc(flen);
@@ -291,14 +308,14 @@ struct logev {
 };
 
 static void
-make_log(struct logev *lg, size_t n, unsigned seed)
+make_log(struct logev *lg, size_t n, unsigned seed, unsigned nkeys)
 {
     int64_t t = T0;
     for (size_t i = 0; i < n; i++) {
         seed = seed * 1103515245u + 12345u;
         unsigned x = seed >> 8;
         t += (int64_t)(x % 400) * 1000;
-        snprintf(lg[i].key, sizeof(lg[i].key), "S%u", (x >> 4) % 7);
+        snprintf(lg[i].key, sizeof(lg[i].key), "S%u", (x >> 4) % nkeys);
         lg[i].ts = t - (int64_t)((x >> 9) % 900) * 1000; /* within 1 s lateness */
         lg[i].v = 100 + (double)((x >> 3) % 1000) / 7.0;
         snprintf(lg[i].meta, sizeof(lg[i].meta), "{\"volume\":%u.25}", (x >> 13) % 9);
@@ -340,31 +357,33 @@ assert_same_candles(const struct got *a, const struct got *b)
 }
 
 /* Commits every `batch` events (snapshot into the hash); at cut the process "dies": a new state
- * restored from the hash continues from the entry after the last commit. */
-START_TEST(restore_from_snapshot_is_exact)
+ * restored from the hash continues from the entry after the last commit. Returns the series
+ * the reference run expired. */
+static uint64_t
+check_restore(const char *cfg, int64_t ttl_us, unsigned nkeys, int run)
 {
     enum { N = 6000 };
     static struct logev lg[N];
     struct cep_ruleset rs;
     struct got *ref = calloc(1, sizeof(*ref)), *got = calloc(1, sizeof(*got));
     struct fhash *h = calloc(1, sizeof(*h));
-    cfg_from("candles trade timeframes 1s 10s 1m 5m\nindicators sma 5 ema 4 rsi 3 macd 3 6 2 "
-             "bollinger 5 2\n", &rs);
-    make_log(lg, N, 77u + (unsigned)_i);
+    cfg_from(cfg, &rs);
+    make_log(lg, N, 77u + (unsigned)run, nkeys);
     int64_t maxts = INT64_MIN;
-    struct cep_candles *cs = cep_candles_new(&rs.agg, on_candle, ref);
+    struct cep_candles *cs = cep_candles_new(&rs.agg, ttl_us, on_candle, ref);
     feed(cs, lg, 0, N, &maxts);
+    uint64_t expired = cs->st.expired;
     cep_candles_free(cs);
     ck_assert_uint_gt(ref->n, 500);
 
-    size_t batch = 1 + (size_t)_i * 13, cut = N / 3 + (size_t)_i * 517, done = 0;
+    size_t batch = 1 + (size_t)run * 13, cut = N / 3 + (size_t)run * 517, done = 0;
     maxts = INT64_MIN;
-    cs = cep_candles_new(&rs.agg, on_candle, got);
+    cs = cep_candles_new(&rs.agg, ttl_us, on_candle, got);
     for (size_t i = 0; i < N; i += batch) {
         size_t end = i + batch < N ? i + batch : N;
         if (i >= cut && done == 0) { /* crash: the uncommitted batch is lost, state restored */
             cep_candles_free(cs);
-            cs = cep_candles_new(&rs.agg, on_candle, got);
+            cs = cep_candles_new(&rs.agg, ttl_us, on_candle, got);
             size_t skipped = 0;
             for (size_t k = 0; k < h->n; k++)
                 ck_assert_int_eq(cep_candles_restore(cs, h->f[k], h->fl[k], h->v[k], h->vl[k],
@@ -383,11 +402,174 @@ START_TEST(restore_from_snapshot_is_exact)
     }
     ck_assert_uint_gt(done, 0);
     assert_same_candles(ref, got);
+    size_t nb = 0;
+    for (size_t k = 0; k < h->n; k++)
+        nb += h->f[k][0] == 'b';
+    ck_assert_uint_eq(nb, cs->ngroups); /* no field of an expired series is left */
     cep_candles_free(cs);
     cep_ruleset_free(&rs);
     fh_free(h);
     free(ref);
     free(got);
+    return expired;
+}
+
+START_TEST(restore_from_snapshot_is_exact)
+{
+    check_restore("candles trade timeframes 1s 10s 1m 5m\nindicators sma 5 ema 4 rsi 3 "
+                  "macd 3 6 2 bollinger 5 2\n", 0, 7, _i);
+}
+END_TEST
+
+/* The same with idle expiry: 40 keys, each seen every 8 s on average, expire after 3 s without
+ * an event once their 10 s candle closed, and come back fresh; the restored state (the deleted
+ * fields included) continues exactly. */
+START_TEST(restore_with_expiry_is_exact)
+{
+    uint64_t expired = check_restore("candles trade timeframes 1s 10s\nindicators sma 5 ema 4 "
+                                     "rsi 3 macd 3 6 2 bollinger 5 2\n", 3000000, 40, _i);
+    ck_assert_uint_gt(expired, 100);
+}
+END_TEST
+
+#define T5 (T0 / (5 * MIN_US) * (5 * MIN_US)) /* a 5-minute edge */
+
+static bool
+fh_has(const struct fhash *h, const char *kind, const char *tf, const char *key)
+{
+    char f[128];
+    int n = tf ? snprintf(f, sizeof(f), "%s\x1ftrade\x1f%s\x1f%s", kind, tf, key)
+               : snprintf(f, sizeof(f), "%s\x1ftrade\x1f%s", kind, key);
+    for (size_t i = 0; i < h->n; i++)
+        if (h->fl[i] == (size_t)n && memcmp(h->f[i], f, (size_t)n) == 0)
+            return true;
+    return false;
+}
+
+/* A series idle for more than the TTL (in watermark time) is dropped with its hash fields; one
+ * within it is kept; a returning key starts its indicators afresh. */
+START_TEST(idle_series_expire)
+{
+    struct cep_ruleset rs;
+    struct got *g = calloc(1, sizeof(*g));
+    struct fhash *h = calloc(1, sizeof(*h));
+    const int64_t ttl = 10 * MIN_US, last_old = T5 + MIN_US + 1000000;
+    cfg_from("candles trade timeframes 1m 5m\nindicators sma 2\n", &rs);
+    struct cep_candles *cs = cep_candles_new(&rs.agg, ttl, on_candle, g);
+    add(cs, "old", T5 + 1000000, 1, 10, NULL);
+    add(cs, "old", last_old, 2, 12, NULL);
+    add(cs, "new", T5 + 9 * MIN_US, 3, 30, NULL);
+    ck_assert_int_eq(cep_candles_advance(cs, T5 + 10 * MIN_US), ASTRO_OK);
+    ck_assert_uint_eq(g->n, 5); /* old: 1m x2, 5m; new: 1m, 5m */
+    ck_assert_int_ge(cep_candles_snapshot(cs, fh_put, h), 0);
+    ck_assert(fh_has(h, "b", NULL, "old") && fh_has(h, "i", "1m", "old"));
+    ck_assert(fh_has(h, "b", NULL, "new") && fh_has(h, "i", "5m", "new"));
+    /* exactly the TTL without an event: kept; a microsecond more: dropped */
+    ck_assert_int_eq(cep_candles_advance(cs, last_old + ttl), ASTRO_OK);
+    ck_assert_uint_eq(cs->st.expired, 0);
+    ck_assert_int_eq(cep_candles_advance(cs, last_old + ttl + 1), ASTRO_OK);
+    ck_assert_uint_eq(cs->st.expired, 1);
+    ck_assert_uint_eq(cs->ngroups, 1);
+    ck_assert_ptr_null(cep_candles_group(cs, "old", 0, false));
+    ck_assert_ptr_nonnull(cep_candles_group(cs, "new", 0, false));
+    ck_assert_int_ge(cep_candles_snapshot(cs, fh_put, h), 0);
+    ck_assert(!fh_has(h, "b", NULL, "old") && !fh_has(h, "i", "1m", "old") &&
+              !fh_has(h, "i", "5m", "old"));
+    ck_assert(fh_has(h, "b", NULL, "new") && fh_has(h, "i", "1m", "new"));
+    /* old comes back: sma_2 warms up again (with its history it would be ready at once) */
+    add(cs, "old", T5 + 12 * MIN_US, 4, 20, NULL);
+    add(cs, "old", T5 + 13 * MIN_US, 5, 22, NULL);
+    ck_assert_int_eq(cep_candles_advance(cs, T5 + 14 * MIN_US), ASTRO_OK);
+    ck_assert_uint_eq(g->n, 7);
+    ck_assert_str_eq(g->v[5].key, "old");
+    ck_assert(!g->v[5].ind[0].ready);
+    ck_assert(g->v[6].ind[0].ready);
+    ck_assert_double_eq(g->v[6].ind[0].value, 21);
+    /* new expires and comes back before the next snapshot: its new state survives the deletes
+     * of the old one, and a restore from the hash gives the fresh series */
+    ck_assert_int_eq(cep_candles_advance(cs, T5 + 20 * MIN_US), ASTRO_OK);
+    ck_assert_uint_eq(cs->st.expired, 2);
+    add(cs, "new", T5 + 20 * MIN_US, 6, 40, NULL);
+    ck_assert_int_ge(cep_candles_snapshot(cs, fh_put, h), 0);
+    ck_assert(fh_has(h, "b", NULL, "new") && !fh_has(h, "i", "1m", "new"));
+    ck_assert(fh_has(h, "b", NULL, "old") && fh_has(h, "i", "1m", "old"));
+    struct cep_candles *back = cep_candles_new(&rs.agg, ttl, on_candle, g);
+    size_t skipped = 0;
+    for (size_t k = 0; k < h->n; k++)
+        ck_assert_int_eq(cep_candles_restore(back, h->f[k], h->fl[k], h->v[k], h->vl[k],
+                                             &skipped), ASTRO_OK);
+    ck_assert_uint_eq(back->ngroups, 2);
+    ck_assert_int_eq(cep_candles_group(back, "new", 0, false)->tf[0].nb, 1);
+    cep_candles_free(back);
+    cep_candles_free(cs);
+    cep_ruleset_free(&rs);
+    fh_free(h);
+    free(g);
+}
+END_TEST
+
+/* A bucket field of version 1 (before expiry: no latest event time) is still restored; the
+ * series counts as seen at the first watermark after the restore and is rewritten with it. */
+START_TEST(version1_bucket_field_is_read)
+{
+    struct cep_ruleset rs;
+    struct got *g = calloc(1, sizeof(*g));
+    struct fhash *h = calloc(1, sizeof(*h));
+    cfg_from("candles trade timeframes 1m\n", &rs);
+    struct cep_candles *cs = cep_candles_new(&rs.agg, MIN_US, on_candle, g);
+    add(cs, "K", T0 + 1, 1, 10, NULL);
+    ck_assert_int_ge(cep_candles_snapshot(cs, fh_put, h), 0);
+    cep_candles_free(cs);
+    size_t k = 0;
+    while (h->f[k][0] != 'b')
+        k++;
+    ck_assert_int_eq(h->v[k][0], 2);
+    h->v[k][0] = 1; /* version 1: the same without the 8 bytes of the latest event time */
+    memmove(h->v[k] + 1, h->v[k] + 9, h->vl[k] - 9);
+    h->vl[k] -= 8;
+    cs = cep_candles_new(&rs.agg, MIN_US, on_candle, g);
+    size_t skipped = 0;
+    for (size_t i = 0; i < h->n; i++)
+        ck_assert_int_eq(cep_candles_restore(cs, h->f[i], h->fl[i], h->v[i], h->vl[i],
+                                             &skipped), ASTRO_OK);
+    struct cep_cgroup *grp = cep_candles_group(cs, "K", 0, false);
+    ck_assert_ptr_nonnull(grp);
+    ck_assert_int_eq(grp->seen, CEP_SEEN_UNKNOWN);
+    ck_assert_uint_eq(grp->tf[0].nb, 1);
+    ck_assert_int_eq(cep_candles_advance(cs, T0 + 5 * MIN_US), ASTRO_OK);
+    ck_assert_uint_eq(g->n, 1);
+    ck_assert_int_eq(grp->seen, T0 + 5 * MIN_US);
+    ck_assert(grp->dirty);
+    ck_assert_int_eq(cep_candles_advance(cs, T0 + 6 * MIN_US + 1), ASTRO_OK);
+    ck_assert_uint_eq(cs->ngroups, 0);
+    cep_candles_free(cs);
+    cep_ruleset_free(&rs);
+    fh_free(h);
+    free(g);
+}
+END_TEST
+
+/* An open candle keeps its series alive past the TTL until it closes; 0 = never expire. */
+START_TEST(open_candle_delays_expiry)
+{
+    struct cep_ruleset rs;
+    struct got *g = calloc(1, sizeof(*g));
+    cfg_from("candles trade timeframes 1m 5m\n", &rs);
+    struct cep_candles *cs = cep_candles_new(&rs.agg, 2 * MIN_US, on_candle, g);
+    struct cep_candles *never = cep_candles_new(&rs.agg, 0, on_candle, g);
+    add(cs, "K", T5 + 1, 1, 10, NULL);
+    add(never, "K", T5 + 1, 1, 10, NULL);
+    ck_assert_int_eq(cep_candles_advance(cs, T5 + 3 * MIN_US), ASTRO_OK);
+    ck_assert_uint_eq(cs->ngroups, 1); /* idle 3 min > 2 min, but its 5m candle is open */
+    ck_assert_int_eq(cep_candles_advance(cs, T5 + 5 * MIN_US), ASTRO_OK);
+    ck_assert_uint_eq(cs->ngroups, 0);
+    ck_assert_int_eq(cep_candles_advance(never, T5 + 1000 * MIN_US), ASTRO_OK);
+    ck_assert_uint_eq(never->ngroups, 1);
+    ck_assert_uint_eq(g->n, 4);
+    cep_candles_free(cs);
+    cep_candles_free(never);
+    cep_ruleset_free(&rs);
+    free(g);
 }
 END_TEST
 
@@ -515,14 +697,14 @@ START_TEST(open_candles_for_publish)
     struct cep_ruleset rs;
     struct got *g = calloc(1, sizeof(*g)), *open = calloc(1, sizeof(*open));
     cfg_from("candles trade timeframes 1m 5m publish\n", &rs);
-    struct cep_candles *cs = cep_candles_new(&rs.agg, on_candle, g);
-    add(cs, "K", T0 + 1, 1, 10, NULL);
-    add(cs, "K", T0 + MIN_US + 1, 2, 12, NULL); /* 1m: two open buckets; the newest counts */
-    add(cs, "K", T0 + MIN_US + 2, 3, 11, NULL);
+    struct cep_candles *cs = cep_candles_new(&rs.agg, 0, on_candle, g);
+    add(cs, "K", T5 + 1, 1, 10, NULL);
+    add(cs, "K", T5 + MIN_US + 1, 2, 12, NULL); /* 1m: two open buckets; the newest counts */
+    add(cs, "K", T5 + MIN_US + 2, 3, 11, NULL);
     cep_candles_each_open(cs, on_open, open);
     ck_assert_uint_eq(open->n, 2);
     ck_assert_str_eq(open->v[0].tf, "1m");
-    ck_assert_int_eq(open->v[0].bucket_us, T0 + MIN_US);
+    ck_assert_int_eq(open->v[0].bucket_us, T5 + MIN_US);
     ck_assert_double_eq(open->v[0].close, 11);
     ck_assert_int_eq(open->v[0].count, 2);
     ck_assert_uint_eq(open->v[0].n_ind, 0);
@@ -555,6 +737,10 @@ main(void)
     tcase_add_test(tc, volume_rules);
     tcase_add_test(tc, rules_statements);
     tcase_add_loop_test(tc, restore_from_snapshot_is_exact, 0, 4);
+    tcase_add_loop_test(tc, restore_with_expiry_is_exact, 0, 4);
+    tcase_add_test(tc, idle_series_expire);
+    tcase_add_test(tc, open_candle_delays_expiry);
+    tcase_add_test(tc, version1_bucket_field_is_read);
     tcase_add_test(tc, outlier_band);
     tcase_add_test(tc, outlier_screen_and_divert);
     tcase_add_test(tc, outlier_restore_is_exact);
