@@ -197,25 +197,21 @@ astro_apikey_store(struct astro_redis *r, const char *key, const char *name, uns
         return astro_fail(err, errlen, "api key: cannot hash");
     astro_apikey_scopes_format(scopes, sc, sizeof(sc));
     snprintf(created, sizeof(created), "%lld", (long long)time(NULL));
-    /* HSETNX on name decides "missing" atomically; the other fields follow only if it won. */
-    const char *nx[] = {"HSETNX", rkey, "name", name};
-    redisReply *rep = astro_redis_command(r, 4, nx, NULL, err, errlen);
-    if (rep == NULL || reply_ok(rep, "HSETNX", err, errlen) != ASTRO_OK)
-        goto fail;
-    bool existed = rep->type == REDIS_REPLY_INTEGER && rep->integer == 0;
+    /* One script, so the key is never seen (or left, by a crash between two commands) with a
+     * name and no scopes, and a resend after a lost reply finds it complete. "Missing" means
+     * no scopes field, so a key left partial by an older version is completed. */
+    static const char script[] =
+        "if ARGV[1] == '1' and redis.call('hexists', KEYS[1], 'scopes') == 1 then return 0 end\n"
+        "redis.call('hset', KEYS[1], 'name', ARGV[2], 'scopes', ARGV[3], 'created', ARGV[4])\n"
+        "return 1\n";
+    const char *argv[] = {"EVAL", script, "1", rkey, only_if_missing ? "1" : "0", name, sc,
+                          created};
+    redisReply *rep = astro_redis_command(r, 8, argv, NULL, err, errlen);
+    if (rep == NULL)
+        return ASTRO_ERR;
+    int rc = reply_ok(rep, "api key store", err, errlen);
     freeReplyObject(rep);
-    if (existed && only_if_missing)
-        return ASTRO_OK;
-    const char *hset[] = {"HSET", rkey, "name", name, "scopes", sc, "created", created};
-    rep = astro_redis_command(r, 8, hset, NULL, err, errlen);
-    if (rep == NULL || reply_ok(rep, "HSET", err, errlen) != ASTRO_OK)
-        goto fail;
-    freeReplyObject(rep);
-    return ASTRO_OK;
-fail:
-    if (rep != NULL)
-        freeReplyObject(rep);
-    return ASTRO_ERR;
+    return rc;
 }
 
 /* ---- cache ---- */

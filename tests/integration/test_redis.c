@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "astro/apikey.h"
 #include "astro/redis.h"
 #include "servers.h"
 
@@ -108,6 +109,44 @@ START_TEST(test_group_create_is_idempotent)
     ck_assert_int_eq(astro_redis_group_create(r, "plain", "g", "$", err, sizeof(err)),
                      ASTRO_ERR);
     ck_assert_msg(strstr(err, "XGROUP CREATE plain g: WRONGTYPE") != NULL, "%s", err);
+    astro_redis_free(r);
+}
+END_TEST
+
+/* The key record is written whole by one script: a bootstrap store (only_if_missing) creates
+ * it, completes a record left with a name and no scopes (by a crash or a lost reply between the
+ * two commands of older versions), and leaves a complete or revoked one alone. */
+START_TEST(test_apikey_store_is_whole)
+{
+    char err[256] = "", hex[ASTRO_APIKEY_HEX_LEN + 1], rkey[96];
+    const char *key = "ak_store_test_0123456789abcdef";
+    struct astro_redis *r = astro_redis_connect(harness_server_url(srv), &patient, err,
+                                                sizeof(err));
+    ck_assert_msg(r != NULL, "%s", err);
+    ck_assert_int_eq(astro_apikey_hash(key, strlen(key), hex), ASTRO_OK);
+    ck_assert_int_eq(astro_apikey_redis_key(rkey, sizeof(rkey), hex), ASTRO_OK);
+    const char *partial[] = {"HSET", rkey, "name", "boot"};
+    redisReply *rep = astro_redis_command(r, 4, partial, NULL, err, sizeof(err));
+    ck_assert_ptr_nonnull(rep);
+    freeReplyObject(rep);
+    ck_assert_int_eq(astro_apikey_store(r, key, "boot", ASTRO_SCOPE_INGEST, true, err,
+                                        sizeof(err)), ASTRO_OK);
+    ck_reply_str(r, "HGET", rkey, "scopes", "ingest");
+    /* complete and revoked: a bootstrap store changes nothing */
+    const char *revoke[] = {"HSET", rkey, "revoked", "1"};
+    rep = astro_redis_command(r, 4, revoke, NULL, err, sizeof(err));
+    ck_assert_ptr_nonnull(rep);
+    freeReplyObject(rep);
+    ck_assert_int_eq(astro_apikey_store(r, key, "other", ASTRO_SCOPE_READ, true, err,
+                                        sizeof(err)), ASTRO_OK);
+    ck_reply_str(r, "HGET", rkey, "scopes", "ingest");
+    ck_reply_str(r, "HGET", rkey, "name", "boot");
+    ck_reply_str(r, "HGET", rkey, "revoked", "1");
+    /* without only_if_missing the fields are replaced */
+    ck_assert_int_eq(astro_apikey_store(r, key, "other", ASTRO_SCOPE_READ, false, err,
+                                        sizeof(err)), ASTRO_OK);
+    ck_reply_str(r, "HGET", rkey, "scopes", "read");
+    ck_reply_str(r, "HGET", rkey, "name", "other");
     astro_redis_free(r);
 }
 END_TEST
@@ -351,6 +390,7 @@ redis_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_sync_command_survives_restart);
     tcase_add_test(tc, test_group_create_is_idempotent);
+    tcase_add_test(tc, test_apikey_store_is_whole);
     tcase_add_test(tc, test_auth_password_acl_and_db);
     tcase_add_test(tc, test_async_reconnects_and_calls_on_connected_again);
     tcase_add_test(tc, test_async_free_while_disconnected_and_pending);
