@@ -37,19 +37,41 @@ cep_sid_format(struct cep_sid sid, char out[CEP_SID_STR])
     snprintf(out, CEP_SID_STR, "%" PRIu64 "-%" PRIu64, sid.ms, sid.seq);
 }
 
-static struct cep_keystate *
-ks_new(const struct cep_matcher *m, const char *key, size_t keylen, uint64_t h)
+/* Key states come and go with their keys' live items. Up to KS_SPARE freed ones of the usual
+ * size (a key of up to 39 bytes) are kept for reuse, with their slot arrays when these are
+ * small: aligned_alloc() and free() per key cost more than matching the key's events. */
+#define KS_SPARE 1024
+#define KS_SPARE_SLOTS 8
+
+/* The size of the key state of a key of keylen bytes, and in *at the offset of its rule states:
+ * the header and key fill the first cache line (or lines), the rule states start on the next. */
+static size_t
+ks_size(const struct cep_matcher *m, size_t keylen, size_t *at)
 {
-    size_t n = m->rules->n;
-    struct cep_keystate *ks = calloc(1, sizeof(*ks) + n * sizeof(ks->rs[0]) + keylen + 1);
-    if (ks == NULL)
-        return NULL;
-    ks->key = (char *)&ks->rs[n];
+    size_t line = 64;
+    *at = (offsetof(struct cep_keystate, key) + keylen + 1 + line - 1) & ~(line - 1);
+    return *at + ((m->rules->n * sizeof(struct cep_rstate) + line - 1) & ~(line - 1));
+}
+
+static struct cep_keystate *
+ks_new(struct cep_matcher *m, const char *key, size_t keylen, uint64_t h)
+{
+    size_t at, size = ks_size(m, keylen, &at);
+    struct cep_keystate *ks;
+    if (size == m->ks_small && m->nks_spare > 0) {
+        ks = m->ks_spare[--m->nks_spare];
+    } else {
+        if ((ks = aligned_alloc(64, size)) == NULL)
+            return NULL;
+        memset(ks, 0, size);
+        ks->rs = (struct cep_rstate *)((char *)ks + at);
+        for (size_t r = 0; r < m->rules->n; r++)
+            ks->rs[r].last_b_ts = INT64_MIN;
+    }
     memcpy(ks->key, key, keylen);
+    ks->key[keylen] = '\0';
     ks->keylen = (uint32_t)keylen;
     ks->hash = h;
-    for (size_t r = 0; r < n; r++)
-        ks->rs[r].last_b_ts = INT64_MIN;
     return ks;
 }
 
@@ -63,11 +85,31 @@ ks_free(const struct cep_matcher *m, struct cep_keystate *ks)
     free(ks);
 }
 
-/* The state of key[0..len) (created on first use; the caller takes a reference). */
-static struct cep_keystate *
-key_intern(struct cep_matcher *m, const char *key, size_t len)
+/* Frees ks or, when it has the usual size and there is room, keeps it as a spare (emptied, as
+ * ks_new() hands it out). */
+static void
+ks_recycle(struct cep_matcher *m, struct cep_keystate *ks)
 {
-    uint64_t h = cep_hash(key, len);
+    size_t at;
+    if (ks_size(m, ks->keylen, &at) != m->ks_small || m->nks_spare == KS_SPARE) {
+        ks_free(m, ks);
+        return;
+    }
+    for (size_t r = 0; r < m->rules->n; r++) {
+        struct cep_rstate *st = &ks->rs[r];
+        if (st->cap > KS_SPARE_SLOTS)
+            cep_rstate_free(st);
+        st->head = st->len = 0;
+        st->last_b_ts = INT64_MIN;
+    }
+    m->ks_spare[m->nks_spare++] = ks;
+}
+
+/* The state of key[0..len), whose hash is h (created on first use; the caller takes a
+ * reference). */
+static struct cep_keystate *
+key_intern(struct cep_matcher *m, const char *key, size_t len, uint64_t h)
+{
     size_t pos = 0;
     for (struct cep_keystate *ks; (ks = cep_index_next(&m->keys, h, &pos)) != NULL;)
         if (ks->keylen == len && memcmp(ks->key, key, len) == 0)
@@ -87,7 +129,7 @@ key_release(struct cep_matcher *m, struct cep_keystate *ks)
     if (--ks->refs > 0)
         return;
     cep_index_del(&m->keys, ks->hash, ks);
-    ks_free(m, ks);
+    ks_recycle(m, ks);
 }
 
 static struct cep_item *
@@ -138,17 +180,13 @@ name_release(struct cep_matcher *m, struct cep_name *nm)
 static void
 hold_trim(struct cep_matcher *m)
 {
-    while (m->hold.len > 0) {
-        struct cep_item *it = cep_hold_at(&m->hold, 0);
-        if (it->refs > 0)
-            break;
-        key_release(m, it->ks);
-        name_release(m, it->li.stream);
-        name_release(m, it->li.type);
+    while (m->hold.len > 0 && cep_hold_at(&m->hold, 0)->refs == 0)
         cep_hold_pop(&m->hold);
-    }
 }
 
+/* A dead item lets go of its id, key and names at once, while its key state is still in the
+ * caches (its last holder just used it); while it waits in the hold queue only its refs are
+ * read (hold_trim). */
 void
 cep_item_unref(struct cep_matcher *m, struct cep_item *it)
 {
@@ -156,7 +194,32 @@ cep_item_unref(struct cep_matcher *m, struct cep_item *it)
         return;
     m->live--;
     cep_index_del(&m->ids_ix, it->id_hash, it);
+    key_release(m, it->ks);
+    name_release(m, it->li.stream);
+    name_release(m, it->li.type);
     hold_trim(m);
+}
+
+/* How far ahead of the release point (in run entries) the item, its key state and its rule
+ * states are loaded: each stage reads only what the stage before prefetched, so the misses of
+ * the next items overlap the work on this one instead of stalling it. */
+#define AHEAD_ITEM 12
+#define AHEAD_KEY 8
+#define AHEAD_STATE 4
+
+CEP_PREFETCHER void
+prefetch_ahead(const struct cep_matcher *m)
+{
+    const struct cep_hent *e;
+    if ((e = cep_reorder_ahead(m, AHEAD_ITEM)) != NULL)
+        cep_item_prefetch(e->it);
+    if ((e = cep_reorder_ahead(m, AHEAD_KEY)) != NULL) {
+        cep_keystate_prefetch(e->it->ks);
+        cep_index_prefetch(&m->ids_ix, e->it->id_hash); /* it dies at once if no rule keeps it */
+    }
+    if ((e = cep_reorder_ahead(m, AHEAD_STATE)) != NULL)
+        for (size_t r = 0; r < m->rules->n; r++)
+            cep_rstate_prefetch(&e->it->ks->rs[r]);
 }
 
 /* Processes one released item against every rule that it matches. */
@@ -182,8 +245,10 @@ static void
 advance(struct cep_matcher *m, int64_t wm)
 {
     m->wm = wm;
-    for (const struct cep_hent *e; (e = cep_reorder_min(m)) != NULL && e->ts < wm;)
+    for (const struct cep_hent *e; (e = cep_reorder_min(m)) != NULL && e->ts < wm;) {
+        prefetch_ahead(m);
         process(m, cep_heap_pop(m));
+    }
     cep_window_expire(m, wm);
 }
 
@@ -196,34 +261,54 @@ copy_name(char dst[ASTRO_EVENT_NAME_MAX + 1], const char *src)
     dst[n] = '\0';
 }
 
+/* Starts loading the key state that the first index entry under hash names (the usual hit), so
+ * that its miss overlaps the duplicate check and the item's construction. */
+CEP_PREFETCHER void
+key_prefetch(const struct cep_matcher *m, uint64_t hash)
+{
+    size_t pos = 0;
+    const struct cep_keystate *ks = cep_index_next(&m->keys, hash, &pos);
+    if (ks != NULL)
+        __builtin_prefetch(ks);
+}
+
+/* What the intake looks up for an event, hashed up front so that both index probes are in
+ * flight at once (cep_index_prefetch). */
+struct intake {
+    const char *key;
+    size_t keylen;
+    uint64_t id_hash, key_hash;
+};
+
 /* A new item at the back of the hold queue, with its key and names referenced; NULL (nothing
  * changed) on allocation failure. */
 static struct cep_item *
-item_new(struct cep_matcher *m, const struct astro_event *ev, struct cep_sid sid, uint64_t h)
+item_new(struct cep_matcher *m, const struct astro_event *ev, struct cep_sid sid,
+         const struct intake *in)
 {
-    const char *key = ev->key ? ev->key : "";
     if (cep_index_reserve(&m->ids_ix) != ASTRO_OK)
         return NULL;
     struct cep_item *it = cep_hold_push(&m->hold);
     if (it == NULL)
         return NULL;
+    copy_name(it->li.id, ev->id);
+    it->li.ts_us = ev->ts_us;
+    it->li.value = ev->value;
+    it->sid = sid;
+    it->wm_before = m->wm;
+    it->id_hash = in->id_hash;
+    it->refs = 1;
     it->li.stream = name_intern(m, ev->src);
     it->li.type = name_intern(m, ev->type);
+    /* the key last: its state is likely still on its way (key_prefetch()) */
     if (it->li.stream == NULL || it->li.type == NULL ||
-        (it->ks = key_intern(m, key, strlen(key))) == NULL) {
+        (it->ks = key_intern(m, in->key, in->keylen, in->key_hash)) == NULL) {
         name_release(m, it->li.stream);
         name_release(m, it->li.type);
         cep_hold_unpush(&m->hold);
         return NULL;
     }
     it->ks->refs++;
-    copy_name(it->li.id, ev->id);
-    it->li.ts_us = ev->ts_us;
-    it->li.value = ev->value;
-    it->sid = sid;
-    it->wm_before = m->wm;
-    it->id_hash = h;
-    it->refs = 1;
     return it;
 }
 
@@ -239,12 +324,17 @@ cep_matcher_push(struct cep_matcher *m, const struct astro_event *ev, struct cep
             m->sink.on_late(m->sink.arg, ev, sid, m->wm);
         return ASTRO_OK;
     }
-    uint64_t h = cep_hash(ev->id, strlen(ev->id));
-    if (id_find(m, ev->id, h) != NULL) {
+    const char *key = ev->key ? ev->key : "";
+    struct intake in = {key, strlen(key), cep_hash(ev->id, strlen(ev->id)), 0};
+    in.key_hash = cep_hash(key, in.keylen);
+    cep_index_prefetch(&m->ids_ix, in.id_hash);
+    cep_index_prefetch(&m->keys, in.key_hash);
+    key_prefetch(m, in.key_hash);
+    if (id_find(m, ev->id, in.id_hash) != NULL) {
         m->st.duplicates++;
         return ASTRO_OK;
     }
-    struct cep_item *it = item_new(m, ev, sid, h);
+    struct cep_item *it = item_new(m, ev, sid, &in);
     if (it == NULL)
         return ASTRO_ERR;
     if (cep_heap_push(m, it) != ASTRO_OK) {
@@ -254,7 +344,7 @@ cep_matcher_push(struct cep_matcher *m, const struct astro_event *ev, struct cep
         cep_hold_unpush(&m->hold);
         return ASTRO_ERR;
     }
-    cep_index_add(&m->ids_ix, h, it);
+    cep_index_add(&m->ids_ix, in.id_hash, it);
     m->live++;
     if (ev->ts_us > m->max_ts) {
         m->max_ts = ev->ts_us;
@@ -322,9 +412,12 @@ cep_matcher_new(const struct cep_ruleset *rules, const struct cep_matcher_opts *
     m->ids = calloc(cap, sizeof(*m->ids));
     m->wq = calloc(rules->n ? rules->n : 1, sizeof(*m->wq));
     m->st.matches = calloc(rules->n ? rules->n : 1, sizeof(*m->st.matches));
+    size_t at;
+    m->ks_small = ks_size(m, 0, &at);
+    m->ks_spare = calloc(KS_SPARE, sizeof(*m->ks_spare));
     m->global_ks = ks_new(m, "", 0, 0);
-    if (!m->picks || !m->lineage || !m->ids || !m->wq || !m->st.matches || !m->global_ks ||
-        intern_parts(m) != ASTRO_OK) {
+    if (!m->picks || !m->lineage || !m->ids || !m->wq || !m->st.matches || !m->ks_spare ||
+        !m->global_ks || intern_parts(m) != ASTRO_OK) {
         cep_matcher_free(m);
         return NULL;
     }
@@ -343,6 +436,9 @@ cep_matcher_free(struct cep_matcher *m)
     for (size_t r = 0; m->wq && r < m->rules->n; r++)
         free(m->wq[r].v);
     ks_free(m, m->global_ks);
+    for (size_t i = 0; i < m->nks_spare; i++)
+        ks_free(m, m->ks_spare[i]);
+    free(m->ks_spare);
     cep_index_cleanup(&m->keys);
     cep_index_cleanup(&m->ids_ix);
     cep_index_cleanup(&m->names);

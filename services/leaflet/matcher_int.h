@@ -11,6 +11,11 @@
 struct cep_keystate;
 struct cep_item;
 
+/* For the helpers that only prefetch: GCC deems a function whose one effect is a prefetch pure
+ * and drops the calls to it (the result is unused) unless they were inlined before that
+ * analysis, so they must be inlined early. */
+#define CEP_PREFETCHER static inline __attribute__((always_inline))
+
 /* An interned type or source name (store: the matcher's name index). Items point to one instead
  * of carrying copies, which halves the item and turns the rules' name tests into pointer
  * compares; refs counts the items and rule parts using it. */
@@ -27,21 +32,22 @@ struct cep_hent {
 };
 
 /* One accepted input event, stored in the hold queue's slabs (store.c). refs counts its holders
- * (the reorder buffer and each rule window queue it sits in); at 0 it is dead, and its slot is
- * reused once it leaves the front of the hold queue. The bookkeeping fields come first: unref
- * and trimming read only the first cache line. */
+ * (the reorder buffer and each rule window queue it sits in); at 0 it is dead: its key and
+ * names are released then, and its slot is reused once it leaves the front of the hold queue.
+ * What processing and death read comes first (refs up to li.type, see cep_item_prefetch()); the
+ * stream id is read when it is buffered (hot), for a tie in event time and for the checkpoint. */
 struct cep_item {
     uint32_t refs;
     struct cep_keystate *ks;
     uint64_t id_hash;
-    struct cep_sid sid;
-    int64_t wm_before; /* watermark before this entry: the rebuild point's watermark */
     struct {
         int64_t ts_us;
         double value;
         struct cep_name *stream, *type;
         char id[ASTRO_EVENT_ID_MAX + 1];
     } li; /* the lineage item, names interned (cep_emit() expands it) */
+    struct cep_sid sid;
+    int64_t wm_before; /* watermark before this entry: the rebuild point's watermark */
 };
 
 /* ts copies it->li.ts_us so scans and expiry need not touch the (cold) item. */
@@ -58,14 +64,24 @@ struct cep_rstate {
     int64_t last_b_ts; /* absence: time of the last B, for an A at the very same instant */
 };
 
-/* key points into the same allocation, after rs[] (one cache miss for lookup and state). */
+/* One allocation, cache-line aligned: the key follows the header, so a lookup reads one line
+ * (for keys up to 39 bytes), and the rule states start on the line after the key. */
 struct cep_keystate {
-    char *key;
     uint64_t hash;
     uint32_t refs; /* items referring to it */
     uint32_t keylen;
-    struct cep_rstate rs[];
+    struct cep_rstate *rs; /* one per rule */
+    char key[];
 };
+
+/* Starts loading a key state's first two lines: the header and key, and (for a short key and
+ * up to two rules) the rule states. */
+CEP_PREFETCHER void
+cep_keystate_prefetch(const struct cep_keystate *ks)
+{
+    __builtin_prefetch(ks);
+    __builtin_prefetch((const char *)ks + 64);
+}
 
 /* Per rule: every item entered into a window, in processing (= event-time) order, so expiry is
  * a pop from the front. */
@@ -76,7 +92,7 @@ struct cep_wentry {
 };
 struct cep_wqueue {
     struct cep_wentry *v;
-    size_t head, len, cap;
+    size_t head, len, cap; /* a ring; cap a power of 2 (a mask, not a division, per entry) */
 };
 
 /* An operator: what an item does to a rule's state, and what happens when an item leaves the
@@ -128,6 +144,8 @@ struct cep_matcher {
      * [(r * CEP_MAX_PARTS + j) * 2] and [.. + 1] */
     struct cep_name **part_names;
     struct cep_keystate *global_ks;
+    struct cep_keystate **ks_spare; /* freed key states for reuse (matcher.c) */
+    size_t nks_spare, ks_small;     /* how many; the size they have */
     struct cep_wqueue *wq; /* per rule */
     /* output scratch */
     struct cep_item **picks;
@@ -183,6 +201,15 @@ cep_index_home(const struct cep_index *x, uint64_t hash)
     return (size_t)(hash ^ (hash >> 32)) & (x->cap - 1);
 }
 
+/* Starts loading the slot line a lookup or deletion of hash will read first: the indexes are
+ * larger than the caches, so their probes miss, and two misses in flight cost about one. */
+CEP_PREFETCHER void
+cep_index_prefetch(const struct cep_index *x, uint64_t hash)
+{
+    if (x->cap > 0)
+        __builtin_prefetch(&x->v[cep_index_home(x, hash)]);
+}
+
 /* The next entry stored under hash, starting at *pos (0 on the first call), or NULL. */
 static inline void *
 cep_index_next(const struct cep_index *x, uint64_t hash, size_t *pos)
@@ -199,7 +226,33 @@ cep_index_next(const struct cep_index *x, uint64_t hash, size_t *pos)
     return NULL;
 }
 
+/* Starts loading the slots an operator reads first in st: the oldest and the append point. */
+CEP_PREFETCHER void
+cep_rstate_prefetch(const struct cep_rstate *st)
+{
+    if (st->v != NULL) {
+        __builtin_prefetch(&st->v[st->head]);
+        __builtin_prefetch(&st->v[st->head + st->len]);
+    }
+}
+
+/* Starts loading the fields of it that processing and death read (they may span two lines). */
+CEP_PREFETCHER void
+cep_item_prefetch(const struct cep_item *it)
+{
+    __builtin_prefetch(it);
+    __builtin_prefetch(&it->li.type);
+}
+
 /* reorder.c */
+/* The entry d places behind the front of the sorted run, NULL past its end: usually the item
+ * released d items from now (one from the heap may come first), so it is worth prefetching. */
+static inline const struct cep_hent *
+cep_reorder_ahead(const struct cep_matcher *m, size_t d)
+{
+    return d < m->run_len ? &m->run[m->run_head + d] : NULL;
+}
+
 int cep_heap_push(struct cep_matcher *m, struct cep_item *it) ASTRO_MUST_CHECK;
 struct cep_item *cep_heap_pop(struct cep_matcher *m);
 /* Entries buffered, and the earliest one (NULL when empty). */

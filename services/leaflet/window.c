@@ -59,7 +59,7 @@ wq_pop(struct cep_matcher *m, size_t r, bool evict)
 {
     struct cep_wqueue *q = &m->wq[r];
     struct cep_wentry e = q->v[q->head];
-    q->head = (q->head + 1) % q->cap;
+    q->head = (q->head + 1) & (q->cap - 1);
     q->len--;
     struct cep_rstate *st = &e.ks->rs[r];
     if (st->len > 0 && st->v[st->head].it == e.it) {
@@ -87,18 +87,44 @@ cep_window_enter(struct cep_matcher *m, size_t r, struct cep_keystate *ks, struc
         if (v == NULL)
             return ASTRO_ERR;
         for (size_t i = 0; i < q->len; i++)
-            v[i] = q->v[(q->head + i) % q->cap];
+            v[i] = q->v[(q->head + i) & (q->cap - 1)];
         free(q->v);
         q->v = v;
         q->head = 0;
         q->cap = cap;
     }
-    q->v[(q->head + q->len) % q->cap] = (struct cep_wentry){it, ks, it->li.ts_us};
+    q->v[(q->head + q->len) & (q->cap - 1)] = (struct cep_wentry){it, ks, it->li.ts_us};
     q->len++;
     it->refs++;
     while (q->len > m->opt.max_held)
         wq_pop(m, r, true);
     return ASTRO_OK;
+}
+
+/* How far ahead of rule r's queue front the entries' key states and items, then their rule
+ * states and id index slots, are loaded (the second stage reads what the first prefetched):
+ * entries expire ~W after they were last touched, long out of the caches. */
+#define EXPIRE_AHEAD_ENTRY 32 /* the queue itself: written ~W ago, as far out of the caches */
+#define EXPIRE_AHEAD_ITEM 8
+#define EXPIRE_AHEAD_STATE 4
+
+CEP_PREFETCHER void
+wq_prefetch(const struct cep_matcher *m, size_t r, const struct cep_wqueue *q)
+{
+    if (q->len > EXPIRE_AHEAD_ENTRY)
+        __builtin_prefetch(&q->v[(q->head + EXPIRE_AHEAD_ENTRY) & (q->cap - 1)]);
+    if (q->len > EXPIRE_AHEAD_ITEM) {
+        const struct cep_wentry *e = &q->v[(q->head + EXPIRE_AHEAD_ITEM) & (q->cap - 1)];
+        cep_keystate_prefetch(e->ks);
+        cep_item_prefetch(e->it);
+    }
+    if (q->len > EXPIRE_AHEAD_STATE) {
+        const struct cep_wentry *e = &q->v[(q->head + EXPIRE_AHEAD_STATE) & (q->cap - 1)];
+        const struct cep_rstate *st = &e->ks->rs[r];
+        if (st->len > 0)
+            __builtin_prefetch(&st->v[st->head]);
+        cep_index_prefetch(&m->ids_ix, e->it->id_hash);
+    }
 }
 
 /* Closes every window that ends before event time t (ts + W < t), in order. */
@@ -108,7 +134,9 @@ cep_window_expire(struct cep_matcher *m, int64_t t)
     for (size_t r = 0; r < m->rules->n; r++) {
         int64_t w = m->rules->rules[r].within_us;
         struct cep_wqueue *q = &m->wq[r];
-        while (q->len > 0 && q->v[q->head].ts + w < t)
+        while (q->len > 0 && q->v[q->head].ts + w < t) {
+            wq_prefetch(m, r, q);
             wq_pop(m, r, false);
+        }
     }
 }
