@@ -6,6 +6,7 @@
 
 #include "astro/log.h"
 #include "astro/redis.h"
+#include "redis_arena.h"
 
 static struct timeval
 ms_to_tv(uint32_t ms)
@@ -77,6 +78,9 @@ connect_once(struct astro_redis *r, char *err, size_t errlen)
     }
     if (handshake(r, msg, sizeof(msg)) != ASTRO_OK)
         goto fail;
+    /* after the handshake, whose replies handshake_step() frees the plain way */
+    if (r->opt.arena_replies)
+        astro_redis_arena_install(r->c);
     return ASTRO_OK;
 fail:
     redisFree(r->c);
@@ -201,6 +205,25 @@ astro_redis_free(struct astro_redis *r)
     free(r);
 }
 
+void
+astro_redis_use_arena_replies(struct astro_redis *r)
+{
+    r->opt.arena_replies = true;
+    if (r->c != NULL)
+        astro_redis_arena_install(r->c);
+}
+
+void
+astro_redis_reply_free(const struct astro_redis *r, redisReply *rep)
+{
+    if (rep == NULL)
+        return;
+    if (r->opt.arena_replies)
+        astro_redis_arena_free(rep);
+    else
+        freeReplyObject(rep);
+}
+
 int
 astro_redis_group_create(struct astro_redis *r, const char *stream, const char *group,
                          const char *start_id, char *err, size_t errlen)
@@ -212,6 +235,6 @@ astro_redis_group_create(struct astro_redis *r, const char *stream, const char *
     int rc = ASTRO_OK;
     if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "BUSYGROUP", 9) != 0)
         rc = astro_fail(err, errlen, "XGROUP CREATE %s %s: %s", stream, group, rep->str);
-    freeReplyObject(rep);
+    astro_redis_reply_free(r, rep);
     return rc;
 }

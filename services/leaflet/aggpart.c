@@ -113,11 +113,11 @@ cep_agg_take(struct cep_partition *pp)
     if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
         astro_log_warn("partition %u: HGETALL %s: %s", pp->p, pp->aggstate,
                        rep ? "unexpected reply" : err);
-        freeReplyObject(rep);
+        astro_redis_reply_free(pp->ctx->r, rep);
         return ASTRO_ERR;
     }
     int rc = restore_all(pp, rep);
-    freeReplyObject(rep);
+    astro_redis_reply_free(pp->ctx->r, rep);
     report_series(pp);
     return rc;
 }

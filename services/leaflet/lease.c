@@ -28,7 +28,7 @@ lua(struct cep_ctx *ctx, const char *script, const char *key)
     const char *argv[] = {"EVAL", script, "1", key, ctx->instance, ttl};
     redisReply *rep = astro_redis_command(ctx->r, 6, argv, NULL, err, sizeof(err));
     long long v = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
-    freeReplyObject(rep);
+    astro_redis_reply_free(ctx->r, rep);
     return v;
 }
 
@@ -60,9 +60,9 @@ membership(struct cep_ctx *ctx, int *n)
         if (!found)
             me = -1;
     }
-    freeReplyObject(a);
-    freeReplyObject(b);
-    freeReplyObject(c);
+    astro_redis_reply_free(ctx->r, a);
+    astro_redis_reply_free(ctx->r, b);
+    astro_redis_reply_free(ctx->r, c);
     return me;
 }
 
@@ -123,5 +123,5 @@ cep_lease_release_all(struct cep_ctx *ctx)
         if (ctx->parts[p].owned)
             release(&ctx->parts[p]);
     const char *zrem[] = {"ZREM", CEP_WORKERS_KEY, ctx->instance};
-    freeReplyObject(astro_redis_command(ctx->r, 3, zrem, NULL, err, sizeof(err)));
+    astro_redis_reply_free(ctx->r, astro_redis_command(ctx->r, 3, zrem, NULL, err, sizeof(err)));
 }

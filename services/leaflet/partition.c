@@ -319,7 +319,7 @@ cep_part_finish(struct cep_partition *pp, redisContext *c)
         cep_part_drop(pp);
         rc = ASTRO_ERR;
     }
-    freeReplyObject(rep);
+    astro_redis_reply_free(pp->ctx->r, rep);
     return rc;
 }
 
@@ -375,5 +375,5 @@ cep_part_idle(struct cep_partition *pp, int64_t now_ms)
         pp->last_marker_ms = now_ms;
         astro_log_debug("partition %u: idle, watermark marker %s at %s", pp->p, buf, rep->str);
     }
-    freeReplyObject(rep);
+    astro_redis_reply_free(pp->ctx->r, rep);
 }

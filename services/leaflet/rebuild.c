@@ -77,7 +77,7 @@ scan_range(struct cep_partition *pp, const char *key, const char *start, bool ex
         if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
             astro_log_warn("partition %u: XRANGE %s: %s", pp->p, key,
                            rep ? (rep->str ? rep->str : "bad reply") : err);
-            freeReplyObject(rep);
+            astro_redis_reply_free(pp->ctx->r, rep);
             return ASTRO_ERR;
         }
         int rc = rep->elements ? fn(pp, rep, arg) : ASTRO_OK;
@@ -88,7 +88,7 @@ scan_range(struct cep_partition *pp, const char *key, const char *start, bool ex
             if (last != NULL)
                 snprintf(last, CEP_SID_STR, "%s", id->str);
         }
-        freeReplyObject(rep);
+        astro_redis_reply_free(pp->ctx->r, rep);
         if (rc != ASTRO_OK)
             return ASTRO_ERR;
         if (n < 500)
@@ -196,12 +196,12 @@ last_output(struct cep_partition *pp)
     const char *argv[] = {"XREVRANGE", pp->multi, "+", "-", "COUNT", "1"};
     redisReply *rep = astro_redis_command(pp->ctx->r, 6, argv, NULL, err, sizeof(err));
     if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
-        freeReplyObject(rep);
+        astro_redis_reply_free(pp->ctx->r, rep);
         return ASTRO_ERR;
     }
     snprintf(pp->last_out, sizeof(pp->last_out), "%s",
              rep->elements ? rep->element[0]->element[0]->str : "0-0");
-    freeReplyObject(rep);
+    astro_redis_reply_free(pp->ctx->r, rep);
     return ASTRO_OK;
 }
 
@@ -217,13 +217,13 @@ claim_pending(struct cep_partition *pp)
                               start, "COUNT", count};
         redisReply *rep = astro_redis_command(pp->ctx->r, 8, argv, NULL, err, sizeof(err));
         if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
-            freeReplyObject(rep);
+            astro_redis_reply_free(pp->ctx->r, rep);
             return ASTRO_ERR;
         }
         snprintf(start, sizeof(start), "%s", rep->element[0]->str);
         int rc = cep_lease_renew(pp) == ASTRO_OK ? cep_part_batch(pp, rep->element[1])
                                                   : ASTRO_ERR;
-        freeReplyObject(rep);
+        astro_redis_reply_free(pp->ctx->r, rep);
         if (rc != ASTRO_OK)
             return ASTRO_ERR;
         if (strcmp(start, "0-0") == 0)
@@ -250,7 +250,7 @@ cep_part_take(struct cep_partition *pp)
         goto fail;
     pp->last_acked = (struct cep_sid){0, 0};
     int rc = ck->type == REDIS_REPLY_STRING ? rebuild(pp, ck->str) : last_output(pp);
-    freeReplyObject(ck);
+    astro_redis_reply_free(pp->ctx->r, ck);
     if (rc != ASTRO_OK)
         goto fail;
     pp->owned = true;

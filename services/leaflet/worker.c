@@ -86,7 +86,7 @@ commit_all(struct cep_ctx *ctx, const redisReply *rep, bool ahead)
             cep_part_drop(&ctx->parts[p]);
         redisFree(ctx->r->c);
         ctx->r->c = NULL;
-        freeReplyObject(next);
+        astro_redis_reply_free(ctx->r, next);
         next = NULL;
     }
     if (io || n < rep->elements)
@@ -176,12 +176,12 @@ read_once(struct cep_ctx *ctx)
     }
     while (rep != NULL && rep->type == REDIS_REPLY_ARRAY) {
         redisReply *next = commit_all(ctx, rep, read_ahead(ctx));
-        freeReplyObject(rep);
+        astro_redis_reply_free(ctx->r, rep);
         rep = next;
     }
     if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
         read_failed(ctx, rep->str);
-    freeReplyObject(rep);
+    astro_redis_reply_free(ctx->r, rep);
 }
 
 static void

@@ -113,6 +113,166 @@ START_TEST(test_group_create_is_idempotent)
 }
 END_TEST
 
+static const struct astro_redis_options arena = {
+    .connect_timeout_ms = 500, .command_timeout_ms = 2000, .max_attempts = 100,
+    .deadline_ms = 10000, .backoff_initial_ms = 20, .backoff_max_ms = 200, .arena_replies = true,
+};
+
+/* Runs a command through an arena connection and checks the reply's type. */
+static redisReply *
+arena_cmd(struct astro_redis *r, int type, int argc, const char **argv)
+{
+    char err[256] = "";
+    redisReply *rep = astro_redis_command(r, argc, argv, NULL, err, sizeof(err));
+    ck_assert_msg(rep != NULL, "%s: %s", argv[0], err);
+    ck_assert_msg(rep->type == type, "%s: reply type %d, want %d", argv[0], rep->type, type);
+    return rep;
+}
+
+/* XREADGROUP through an arena connection: [[stream, [[id, [field, value, ...]], ...]]]. */
+static void
+check_arena_xreadgroup(struct astro_redis *r)
+{
+    char err[256] = "";
+    ck_assert_int_eq(astro_redis_group_create(r, "s", "g", "0", err, sizeof(err)), ASTRO_OK);
+    char v[3][8];
+    for (int i = 0; i < 3; i++) {
+        snprintf(v[i], sizeof(v[i]), "v%d", i);
+        const char *xadd[] = { "XADD", "s", "*", "kind", "trade", "value", v[i] };
+        astro_redis_reply_free(r, arena_cmd(r, REDIS_REPLY_STRING, 7, xadd));
+    }
+    const char *read[] = { "XREADGROUP", "GROUP", "g", "c", "COUNT", "10", "STREAMS", "s", ">" };
+    redisReply *rep = arena_cmd(r, REDIS_REPLY_ARRAY, 9, read);
+    ck_assert_uint_eq(rep->elements, 1);
+    const redisReply *st = rep->element[0];
+    ck_assert_uint_eq(st->elements, 2);
+    ck_assert_str_eq(st->element[0]->str, "s");
+    ck_assert_uint_eq(st->element[1]->elements, 3);
+    for (size_t i = 0; i < 3; i++) {
+        const redisReply *e = st->element[1]->element[i];
+        ck_assert_int_eq(e->element[0]->type, REDIS_REPLY_STRING);
+        ck_assert_ptr_nonnull(strchr(e->element[0]->str, '-'));
+        const redisReply *f = e->element[1];
+        ck_assert_uint_eq(f->elements, 4);
+        ck_assert_str_eq(f->element[1]->str, "trade");
+        ck_assert_uint_eq(f->element[3]->len, strlen(v[i]));
+        ck_assert_str_eq(f->element[3]->str, v[i]);
+    }
+    astro_redis_reply_free(r, rep);
+}
+
+/* Status, integer, nil (alone and inside an array) and error replies. */
+static void
+check_arena_scalars(struct astro_redis *r)
+{
+    const char *set[] = { "SET", "n", "41" }, *incr[] = { "INCR", "n" };
+    const char *get[] = { "GET", "missing" }, *mget[] = { "MGET", "n", "missing" };
+    const char *bad[] = { "HGET", "n", "f" };
+    redisReply *rep = arena_cmd(r, REDIS_REPLY_STATUS, 3, set);
+    ck_assert_str_eq(rep->str, "OK");
+    astro_redis_reply_free(r, rep);
+    rep = arena_cmd(r, REDIS_REPLY_INTEGER, 2, incr);
+    ck_assert_int_eq(rep->integer, 42);
+    astro_redis_reply_free(r, rep);
+    astro_redis_reply_free(r, arena_cmd(r, REDIS_REPLY_NIL, 2, get));
+    rep = arena_cmd(r, REDIS_REPLY_ARRAY, 3, mget);
+    ck_assert_uint_eq(rep->elements, 2);
+    ck_assert_str_eq(rep->element[0]->str, "42");
+    ck_assert_int_eq(rep->element[1]->type, REDIS_REPLY_NIL);
+    astro_redis_reply_free(r, rep);
+    rep = arena_cmd(r, REDIS_REPLY_ERROR, 3, bad);
+    ck_assert_msg(strncmp(rep->str, "WRONGTYPE", 9) == 0, "%s", rep->str);
+    astro_redis_reply_free(r, rep);
+}
+
+/* A reply larger than the first chunks: 5000 list items of 200 bytes, and a 3 MiB string that
+ * needs a chunk of its own, all intact. */
+static void
+check_arena_large(struct astro_redis *r)
+{
+    enum { ITEMS = 5000, ITEM = 200, BIG = 3 * 1024 * 1024 };
+    char item[ITEM + 1];
+    for (int i = 0; i < ITEMS; i++) {
+        snprintf(item, sizeof(item), "%06d%0194d", i, 0);
+        const char *rpush[] = { "RPUSH", "l", item };
+        astro_redis_reply_free(r, arena_cmd(r, REDIS_REPLY_INTEGER, 3, rpush));
+    }
+    char *big = malloc(BIG + 1);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'b', BIG);
+    big[BIG] = '\0';
+    const char *set[] = { "SET", "big", big };
+    astro_redis_reply_free(r, arena_cmd(r, REDIS_REPLY_STATUS, 3, set));
+    const char *lrange[] = { "LRANGE", "l", "0", "-1" };
+    redisReply *rep = arena_cmd(r, REDIS_REPLY_ARRAY, 4, lrange);
+    ck_assert_uint_eq(rep->elements, ITEMS);
+    for (int i = 0; i < ITEMS; i++) {
+        snprintf(item, sizeof(item), "%06d%0194d", i, 0);
+        ck_assert_uint_eq(rep->element[i]->len, ITEM);
+        ck_assert_str_eq(rep->element[i]->str, item);
+    }
+    astro_redis_reply_free(r, rep);
+    const char *mget[] = { "MGET", "n", "big" };
+    rep = arena_cmd(r, REDIS_REPLY_ARRAY, 3, mget);
+    ck_assert_uint_eq(rep->element[1]->len, BIG);
+    ck_assert_int_eq(memcmp(rep->element[1]->str, big, BIG + 1), 0);
+    astro_redis_reply_free(r, rep);
+    free(big);
+}
+
+/* hiredis frees an unfinished reply through the arena on a protocol error and when the reader
+ * is freed (the sanitizer build checks for leaks and bad frees). */
+static void
+check_arena_unfinished(void)
+{
+    char err[256] = "";
+    struct astro_redis *r = astro_redis_connect(harness_server_url(srv), &arena, err,
+                                                sizeof(err));
+    ck_assert_msg(r != NULL, "%s", err);
+    const char bad[] = "*2\r\n*2\r\n$1\r\na\r\n:7\r\n?\r\n";
+    void *rep = NULL;
+    ck_assert_int_eq(redisReaderFeed(r->c->reader, bad, sizeof(bad) - 1), REDIS_OK);
+    ck_assert_int_eq(redisReaderGetReply(r->c->reader, &rep), REDIS_ERR);
+    ck_assert_ptr_null(rep);
+    astro_redis_free(r);
+    r = astro_redis_connect(harness_server_url(srv), &arena, err, sizeof(err));
+    ck_assert_msg(r != NULL, "%s", err);
+    const char part[] = "*3\r\n$5\r\nhello\r\n*1\r\n$-1\r\n";
+    ck_assert_int_eq(redisReaderFeed(r->c->reader, part, sizeof(part) - 1), REDIS_OK);
+    ck_assert_int_eq(redisReaderGetReply(r->c->reader, &rep), REDIS_OK);
+    ck_assert_ptr_null(rep);
+    astro_redis_free(r);
+}
+
+START_TEST(test_arena_replies)
+{
+    char err[256] = "";
+    struct astro_redis *r = astro_redis_connect(harness_server_url(srv), &arena, err,
+                                                sizeof(err));
+    ck_assert_msg(r != NULL, "%s", err);
+    check_arena_xreadgroup(r);
+    check_arena_scalars(r);
+    check_arena_large(r);
+    /* A reconnection installs the arena again: freeing a plain reply as an arena one would be
+     * an invalid free. */
+    ck_assert_int_eq(harness_server_restart(srv), 0);
+    const char *ping[] = { "PING" };
+    astro_redis_reply_free(r, arena_cmd(r, REDIS_REPLY_STATUS, 1, ping));
+    ck_assert_uint_eq(r->reconnects, 1);
+    ck_assert(r->c->reader->fn->freeObject != freeReplyObject);
+    astro_redis_free(r);
+    check_arena_unfinished();
+    /* Switched on after connecting (astro-leaflet's way): replies from then on are arena ones. */
+    r = astro_redis_connect(harness_server_url(srv), &patient, err, sizeof(err));
+    ck_assert_msg(r != NULL, "%s", err);
+    ck_assert(r->c->reader->fn->freeObject == freeReplyObject);
+    astro_redis_use_arena_replies(r);
+    ck_assert(r->c->reader->fn->freeObject != freeReplyObject);
+    check_arena_scalars(r);
+    astro_redis_free(r);
+}
+END_TEST
+
 /* The key record is written whole by one script: a bootstrap store (only_if_missing) creates
  * it, completes a record left with a name and no scopes (by a crash or a lost reply between the
  * two commands of older versions), and leaves a complete or revoked one alone. */
@@ -390,6 +550,7 @@ redis_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_sync_command_survives_restart);
     tcase_add_test(tc, test_group_create_is_idempotent);
+    tcase_add_test(tc, test_arena_replies);
     tcase_add_test(tc, test_apikey_store_is_whole);
     tcase_add_test(tc, test_auth_password_acl_and_db);
     tcase_add_test(tc, test_async_reconnects_and_calls_on_connected_again);

@@ -51,6 +51,12 @@ struct astro_redis_options {
     uint32_t deadline_ms;
     uint32_t backoff_initial_ms;
     uint32_t backoff_max_ms;
+    /* Build each reply in one arena (a few malloc/free calls instead of two per element, for
+     * connections that read large replies such as XREADGROUP batches). Then every reply from
+     * this connection, including those read with redisGetReply(r->c, ...), must be freed with
+     * astro_redis_reply_free(), never freeReplyObject(); helpers that take the bare r->c and
+     * free their own replies (astro_partition_check_recorded()) must run before it is on. */
+    bool arena_replies;
 };
 
 struct astro_redis {
@@ -72,8 +78,8 @@ struct astro_redis *astro_redis_connect(const char *url, const struct astro_redi
  * (connection lost, timeout) the connection is re-established with backoff within the
  * options' bounds and the command is sent again, so use it for idempotent commands or accept
  * at-least-once (never for XREADGROUP ... >: see astro_redis_command_once()). Returns the
- * reply (caller frees with freeReplyObject(); a REDIS_REPLY_ERROR reply is returned as is) or
- * NULL when every attempt failed, with the reason in err. */
+ * reply (caller frees with astro_redis_reply_free(); a REDIS_REPLY_ERROR reply is returned as
+ * is) or NULL when every attempt failed, with the reason in err. */
 redisReply *astro_redis_command(struct astro_redis *r, int argc, const char **argv,
                                 const size_t *argvlen, char *err, size_t errlen)
     ASTRO_MUST_CHECK;
@@ -88,8 +94,18 @@ redisReply *astro_redis_command_once(struct astro_redis *r, int argc, const char
                                      const size_t *argvlen, char *err, size_t errlen)
     ASTRO_MUST_CHECK;
 
-/* Closes and frees r; NULL is a no-op. */
+/* Closes and frees r; NULL is a no-op. Arena replies outlive the connection: free them with
+ * astro_redis_reply_free() before or after. */
 void astro_redis_free(struct astro_redis *r);
+
+/* Turns arena_replies on for r's current connection and every reconnection. Replies received
+ * before were built the plain way: free them before calling this. */
+void astro_redis_use_arena_replies(struct astro_redis *r);
+
+/* Frees a reply received on r (by any of the functions above or redisGetReply(r->c, ...)),
+ * built in an arena or not as r->opt.arena_replies says; r is only read, and may be
+ * disconnected. NULL is a no-op. */
+void astro_redis_reply_free(const struct astro_redis *r, redisReply *rep);
 
 /* XGROUP CREATE stream group start_id MKSTREAM; an existing group (BUSYGROUP) is success, so
  * it is safe on every start. Returns ASTRO_OK or ASTRO_ERR with the reason in err. */
