@@ -135,7 +135,7 @@ cep_agg_drop(struct cep_partition *pp)
 int64_t
 cep_agg_next_close(const struct cep_partition *pp)
 {
-    return pp->cs != NULL && pp->cs->nheap > 0 ? pp->cs->heap[0].end : INT64_MAX;
+    return pp->cs != NULL && pp->cs->closing.n > 0 ? pp->cs->closing.v[0].at : INT64_MAX;
 }
 
 bool

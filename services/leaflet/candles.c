@@ -97,46 +97,58 @@ grow_table(struct cep_candles *cs)
     return ASTRO_OK;
 }
 
-/* The idle heap (min-heap by due). Pushing never fails when a pop made room just before. */
+/* Heap order: due watermark, then config, timeframe and key, so the close (and expiry) order
+ * is a function of the state alone (the same after a restore). */
 static int
-idle_push(struct cep_candles *cs, struct cep_cgroup *g, int64_t due)
+cheap_cmp(const struct cep_cheap *a, const struct cep_cheap *b)
 {
-    if (cs->nidle == cs->capidle) {
-        size_t cap = cs->capidle ? cs->capidle * 2 : 256;
-        struct cep_cidle *v = realloc(cs->idle, cap * sizeof(*v));
+    if (a->at != b->at)
+        return a->at < b->at ? -1 : 1;
+    if (a->g->ci != b->g->ci)
+        return a->g->ci < b->g->ci ? -1 : 1;
+    if (a->ti != b->ti)
+        return a->ti < b->ti ? -1 : 1;
+    return strcmp(a->g->key, b->g->key);
+}
+
+static int
+heap_push(struct cep_cheapq *q, struct cep_cheap e)
+{
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 256;
+        struct cep_cheap *v = realloc(q->v, cap * sizeof(*v));
         if (v == NULL)
             return ASTRO_ERR;
-        cs->idle = v;
-        cs->capidle = cap;
+        q->v = v;
+        q->cap = cap;
     }
-    size_t i = cs->nidle++;
-    while (i > 0 && cs->idle[(i - 1) / 2].due > due) {
-        cs->idle[i] = cs->idle[(i - 1) / 2];
+    size_t i = q->n++;
+    while (i > 0 && cheap_cmp(&q->v[(i - 1) / 2], &e) > 0) {
+        q->v[i] = q->v[(i - 1) / 2];
         i = (i - 1) / 2;
     }
-    cs->idle[i] = (struct cep_cidle){due, g};
+    q->v[i] = e;
     return ASTRO_OK;
 }
 
-static struct cep_cgroup *
-idle_pop(struct cep_candles *cs)
+static struct cep_cheap
+heap_pop(struct cep_cheapq *q)
 {
-    struct cep_cgroup *top = cs->idle[0].g;
-    struct cep_cidle last = cs->idle[--cs->nidle];
-    size_t i = 0, n = cs->nidle;
+    struct cep_cheap top = q->v[0], last = q->v[--q->n];
+    size_t i = 0, n = q->n;
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= n)
             break;
-        if (c + 1 < n && cs->idle[c + 1].due < cs->idle[c].due)
+        if (c + 1 < n && cheap_cmp(&q->v[c + 1], &q->v[c]) < 0)
             c++;
-        if (last.due <= cs->idle[c].due)
+        if (cheap_cmp(&last, &q->v[c]) <= 0)
             break;
-        cs->idle[i] = cs->idle[c];
+        q->v[i] = q->v[c];
         i = c;
     }
     if (n > 0)
-        cs->idle[i] = last;
+        q->v[i] = last;
     return top;
 }
 
@@ -152,7 +164,8 @@ cep_candles_group(struct cep_candles *cs, const char *key, uint32_t ci, bool cre
         return NULL;
     struct cep_cgroup *g = group_new(cs, key, ci, h);
     /* due INT64_MIN: the first watermark advance sets the real one (seen is not known yet) */
-    if (g == NULL || (cs->ttl_us > 0 && idle_push(cs, g, INT64_MIN) != ASTRO_OK)) {
+    if (g == NULL ||
+        (cs->ttl_us > 0 && heap_push(&cs->idle, (struct cep_cheap){INT64_MIN, g, 0}) != ASTRO_OK)) {
         if (g != NULL)
             cep_candles_group_free(cs, g);
         return NULL;
@@ -173,60 +186,10 @@ cep_candles_mark_dirty(struct cep_candles *cs, struct cep_cgroup *g)
     cs->dirty = g;
 }
 
-/* Heap order: end, then config, timeframe and key, so the close order is a function of the
- * state alone (the same after a restore). */
-static int
-cheap_cmp(const struct cep_cheap *a, const struct cep_cheap *b)
-{
-    if (a->end != b->end)
-        return a->end < b->end ? -1 : 1;
-    if (a->g->ci != b->g->ci)
-        return a->g->ci < b->g->ci ? -1 : 1;
-    if (a->ti != b->ti)
-        return a->ti < b->ti ? -1 : 1;
-    return strcmp(a->g->key, b->g->key);
-}
-
 int
 cep_candles_track(struct cep_candles *cs, struct cep_cgroup *g, uint32_t ti, int64_t end)
 {
-    if (cs->nheap == cs->capheap) {
-        size_t cap = cs->capheap ? cs->capheap * 2 : 256;
-        struct cep_cheap *v = realloc(cs->heap, cap * sizeof(*v));
-        if (v == NULL)
-            return ASTRO_ERR;
-        cs->heap = v;
-        cs->capheap = cap;
-    }
-    struct cep_cheap e = {end, g, ti};
-    size_t i = cs->nheap++;
-    while (i > 0 && cheap_cmp(&cs->heap[(i - 1) / 2], &e) > 0) {
-        cs->heap[i] = cs->heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    cs->heap[i] = e;
-    return ASTRO_OK;
-}
-
-static struct cep_cheap
-heap_pop(struct cep_candles *cs)
-{
-    struct cep_cheap top = cs->heap[0], last = cs->heap[--cs->nheap];
-    size_t i = 0, n = cs->nheap;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && cheap_cmp(&cs->heap[c + 1], &cs->heap[c]) < 0)
-            c++;
-        if (cheap_cmp(&last, &cs->heap[c]) <= 0)
-            break;
-        cs->heap[i] = cs->heap[c];
-        i = c;
-    }
-    if (n > 0)
-        cs->heap[i] = last;
-    return top;
+    return heap_push(&cs->closing, (struct cep_cheap){end, g, ti});
 }
 
 /* The open bucket starting at start (created, in order, when new). */
@@ -405,14 +368,14 @@ group_expire(struct cep_candles *cs, struct cep_cgroup *g)
 static int
 expire_idle(struct cep_candles *cs)
 {
-    while (cs->nidle > 0 && cs->idle[0].due <= cs->wm) {
-        struct cep_cgroup *g = idle_pop(cs);
+    while (cs->idle.n > 0 && cs->idle.v[0].at <= cs->wm) {
+        struct cep_cgroup *g = heap_pop(&cs->idle).g;
         if (g->seen == CEP_SEEN_UNKNOWN) { /* restored from a version 1 snapshot */
             g->seen = cs->wm;
             cep_candles_mark_dirty(cs, g);
         }
         int64_t due = idle_due(cs, g);
-        if (due > cs->wm && idle_push(cs, g, due) != ASTRO_OK)
+        if (due > cs->wm && heap_push(&cs->idle, (struct cep_cheap){due, g, 0}) != ASTRO_OK)
             return ASTRO_ERR;
         if (due <= cs->wm)
             group_expire(cs, g);
@@ -426,8 +389,8 @@ cep_candles_advance(struct cep_candles *cs, int64_t wm_us)
     if (wm_us <= cs->wm)
         return ASTRO_OK;
     cs->wm = wm_us;
-    while (cs->nheap > 0 && cs->heap[0].end <= wm_us) {
-        struct cep_cheap e = heap_pop(cs);
+    while (cs->closing.n > 0 && cs->closing.v[0].at <= wm_us) {
+        struct cep_cheap e = heap_pop(&cs->closing);
         close_bucket(cs, e.g, e.ti);
     }
     return expire_idle(cs);
@@ -465,7 +428,7 @@ cep_candles_free(struct cep_candles *cs)
         }
     }
     free(cs->buckets);
-    free(cs->heap);
-    free(cs->idle);
+    free(cs->closing.v);
+    free(cs->idle.v);
     free(cs);
 }

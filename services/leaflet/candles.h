@@ -61,17 +61,20 @@ struct cep_cgroup {
     struct cep_tfstate tf[];
 };
 
+/* A heap entry: the watermark at which something of g is due. In the close heap, the end of
+ * g's open bucket of timeframe ti; in the idle heap (ti 0), the earliest watermark at which g
+ * may expire (a lower bound: events since the push may have moved it later; the entry is then
+ * checked and pushed again). */
 struct cep_cheap {
-    int64_t end;
+    int64_t at;
     struct cep_cgroup *g;
     uint32_t ti;
 };
 
-/* An idle heap entry: the earliest watermark at which g may expire (a lower bound: events since
- * the push may have moved it later; the entry is then checked and pushed again). */
-struct cep_cidle {
-    int64_t due;
-    struct cep_cgroup *g;
+/* A min-heap of entries in cheap_cmp() order (candles.c). */
+struct cep_cheapq {
+    struct cep_cheap *v;
+    size_t n, cap;
 };
 
 struct cep_candle_stats {
@@ -87,10 +90,8 @@ struct cep_candles {
     void *arg;
     struct cep_cgroup **buckets;
     size_t nbuckets, ngroups;
-    struct cep_cheap *heap; /* open buckets by end */
-    size_t nheap, capheap;
-    struct cep_cidle *idle; /* one entry per group when ttl_us > 0, by due */
-    size_t nidle, capidle;
+    struct cep_cheapq closing; /* open buckets by end */
+    struct cep_cheapq idle;    /* one entry per group when ttl_us > 0, by due */
     struct cep_cgroup *dirty; /* groups with a changed bucket or indicator state, or expired */
     int64_t ttl_us;           /* idle expiry; 0 = never */
     int64_t wm;
