@@ -50,7 +50,16 @@ astro_stream_key(char *buf, size_t size, const char *kind, uint32_t p)
     return ASTRO_OK;
 }
 
-/* Runs one command and returns its reply (caller frees), or NULL with the reason in err. */
+/* Frees a reply of c with its reader's own function: the connection may build replies in an
+ * arena (astro_redis_options.arena_replies), which freeReplyObject() must not free. */
+static void
+reply_free(redisContext *c, redisReply *r)
+{
+    c->reader->fn->freeObject(r);
+}
+
+/* Runs one command and returns its reply (free with reply_free()), or NULL with the reason in
+ * err. */
 static redisReply *
 run(redisContext *c, char *err, size_t errlen, const char *what, const char *fmt, ...)
 {
@@ -65,7 +74,7 @@ run(redisContext *c, char *err, size_t errlen, const char *what, const char *fmt
     }
     if (r->type == REDIS_REPLY_ERROR) {
         astro_fail(err, errlen, "partitions: %s failed: %s", what, r->str);
-        freeReplyObject(r);
+        reply_free(c, r);
         return NULL;
     }
     return r;
@@ -99,7 +108,7 @@ astro_partition_check_recorded(struct redisContext *c, uint32_t nparts, char *er
                         ASTRO_PARTITION_META_KEY, (unsigned)nparts);
     if (r == NULL)
         return ASTRO_ERR;
-    freeReplyObject(r);
+    reply_free(c, r);
     r = run(c, err, errlen, "GET " ASTRO_PARTITION_META_KEY, "GET %s", ASTRO_PARTITION_META_KEY);
     if (r == NULL)
         return ASTRO_ERR;
@@ -118,6 +127,6 @@ astro_partition_check_recorded(struct redisContext *c, uint32_t nparts, char *er
                         "migration, not a restart)",
                         nparts, recorded, recorded);
     }
-    freeReplyObject(r);
+    reply_free(c, r);
     return rc;
 }

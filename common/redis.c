@@ -206,14 +206,6 @@ astro_redis_free(struct astro_redis *r)
 }
 
 void
-astro_redis_use_arena_replies(struct astro_redis *r)
-{
-    r->opt.arena_replies = true;
-    if (r->c != NULL)
-        astro_redis_arena_install(r->c);
-}
-
-void
 astro_redis_reply_free(const struct astro_redis *r, redisReply *rep)
 {
     if (rep == NULL)

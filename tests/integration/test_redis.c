@@ -262,14 +262,6 @@ START_TEST(test_arena_replies)
     ck_assert(r->c->reader->fn->freeObject != freeReplyObject);
     astro_redis_free(r);
     check_arena_unfinished();
-    /* Switched on after connecting (astro-leaflet's way): replies from then on are arena ones. */
-    r = astro_redis_connect(harness_server_url(srv), &patient, err, sizeof(err));
-    ck_assert_msg(r != NULL, "%s", err);
-    ck_assert(r->c->reader->fn->freeObject == freeReplyObject);
-    astro_redis_use_arena_replies(r);
-    ck_assert(r->c->reader->fn->freeObject != freeReplyObject);
-    check_arena_scalars(r);
-    astro_redis_free(r);
 }
 END_TEST
 

@@ -274,21 +274,43 @@ ck_pending(struct astro_redis *direct, long long n, const char *first, const cha
     freeReplyObject(rep);
 }
 
+/* A seeded stream, a direct connection to check it and a client connection through the
+ * proxy, which will lose the reply of the client's first XREADGROUP. */
+struct rig {
+    struct proxy px;
+    struct astro_redis *direct, *r;
+};
+
+static void
+rig_start(struct rig *g)
+{
+    g->direct = connect_to(harness_server_port(srv));
+    seed(g->direct);
+    proxy_start(&g->px, harness_server_port(srv));
+    g->r = connect_to(g->px.port);
+}
+
+static void
+rig_stop(struct rig *g)
+{
+    astro_redis_free(g->r);
+    astro_redis_free(g->direct);
+    proxy_stop(&g->px);
+}
+
 /* ---- tests ---------------------------------------------------------------------------- */
 
 /* The lost read is reported (NULL, reason, connection dropped), its entries are pending for
  * the caller to recover, and the next call reconnects and reads on. */
 START_TEST(test_once_reports_the_lost_read)
 {
-    struct proxy px;
-    struct astro_redis *direct = connect_to(harness_server_port(srv));
-    seed(direct);
-    proxy_start(&px, harness_server_port(srv));
-    struct astro_redis *r = connect_to(px.port);
+    struct rig g;
+    rig_start(&g);
+    struct astro_redis *r = g.r, *direct = g.direct;
     char err[256] = "";
     redisReply *rep = astro_redis_command_once(r, 9, read2, NULL, err, sizeof(err));
     ck_assert_ptr_null(rep);
-    ck_assert_int_eq(atomic_load(&px.cuts), 1);
+    ck_assert_int_eq(atomic_load(&g.px.cuts), 1);
     ck_assert_ptr_null(r->c);
     ck_assert_msg(strstr(err, "XREADGROUP") != NULL, "%s", err);
     ck_pending(direct, 2, "1-1", "2-1");
@@ -307,9 +329,7 @@ START_TEST(test_once_reports_the_lost_read)
     ck_assert_uint_eq(rep->element[0]->element[1]->elements, 4);
     ck_assert_str_eq(rep->element[0]->element[1]->element[0]->element[0]->str, "1-1");
     freeReplyObject(rep);
-    astro_redis_free(r);
-    astro_redis_free(direct);
-    proxy_stop(&px);
+    rig_stop(&g);
 }
 END_TEST
 
@@ -318,22 +338,17 @@ END_TEST
  * delivered. */
 START_TEST(test_resend_silently_skips_the_lost_entries)
 {
-    struct proxy px;
-    struct astro_redis *direct = connect_to(harness_server_port(srv));
-    seed(direct);
-    proxy_start(&px, harness_server_port(srv));
-    struct astro_redis *r = connect_to(px.port);
+    struct rig g;
+    rig_start(&g);
     char err[256] = "";
-    redisReply *rep = astro_redis_command(r, 9, read2, NULL, err, sizeof(err));
+    redisReply *rep = astro_redis_command(g.r, 9, read2, NULL, err, sizeof(err));
     ck_assert_msg(rep != NULL, "%s", err);
-    ck_assert_int_eq(atomic_load(&px.cuts), 1);
-    ck_assert_uint_eq(r->reconnects, 1);
+    ck_assert_int_eq(atomic_load(&g.px.cuts), 1);
+    ck_assert_uint_eq(g.r->reconnects, 1);
     ck_entries(rep, "3-1", "4-1");
     freeReplyObject(rep);
-    ck_pending(direct, 4, "1-1", "4-1");
-    astro_redis_free(r);
-    astro_redis_free(direct);
-    proxy_stop(&px);
+    ck_pending(g.direct, 4, "1-1", "4-1");
+    rig_stop(&g);
 }
 END_TEST
 

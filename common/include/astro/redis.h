@@ -54,8 +54,8 @@ struct astro_redis_options {
     /* Build each reply in one arena (a few malloc/free calls instead of two per element, for
      * connections that read large replies such as XREADGROUP batches). Then every reply from
      * this connection, including those read with redisGetReply(r->c, ...), must be freed with
-     * astro_redis_reply_free(), never freeReplyObject(); helpers that take the bare r->c and
-     * free their own replies (astro_partition_check_recorded()) must run before it is on. */
+     * astro_redis_reply_free(), never freeReplyObject(); helpers that take the bare r->c free
+     * with the reader's own function (c->reader->fn->freeObject), as common/partition.c does. */
     bool arena_replies;
 };
 
@@ -97,10 +97,6 @@ redisReply *astro_redis_command_once(struct astro_redis *r, int argc, const char
 /* Closes and frees r; NULL is a no-op. Arena replies outlive the connection: free them with
  * astro_redis_reply_free() before or after. */
 void astro_redis_free(struct astro_redis *r);
-
-/* Turns arena_replies on for r's current connection and every reconnection. Replies received
- * before were built the plain way: free them before calling this. */
-void astro_redis_use_arena_replies(struct astro_redis *r);
 
 /* Frees a reply received on r (by any of the functions above or redisGetReply(r->c, ...)),
  * built in an arena or not as r->opt.arena_replies says; r is only read, and may be
